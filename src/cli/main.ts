@@ -9,6 +9,7 @@ type Registrar = (program: Command) => void;
 // and heavy dependencies (node-llama-cpp, the Kubernetes client) are imported inside actions.
 const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
   // commands: one line each
+  () => import("./validate.js"),
 ];
 
 export async function buildProgram(): Promise<Command> {

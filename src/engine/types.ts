@@ -1,0 +1,80 @@
+// The Engine interface: what the model server needs from an inference engine.
+// The llama.cpp implementation lives in llamacpp.ts; the server depends only on this file.
+
+export interface SamplingOptions {
+  /** New tokens to generate at most. */
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  /** Generation stops before any of these strings; they are not part of the output. */
+  stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Keep generating past end-of-sequence (benchmarks). */
+  ignoreEos?: boolean;
+}
+
+export interface GenerateRequest extends SamplingOptions {
+  /** Either text (tokenized by the engine) or tokens. */
+  prompt: string | number[];
+  /** Cancels the generation between two decode steps and frees its slot. */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+export interface GenerationChunk {
+  /** Text of the new token(s); may be "" while a multi-byte character is incomplete. */
+  text: string;
+  tokens: number[];
+}
+
+export interface GenerationResult {
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt tokens whose KV cache was reused from an earlier request in the same slot. */
+  cachedPromptTokens: number;
+  /** Seconds from submit to first generated token. */
+  timeToFirstToken: number;
+}
+
+/** A running generation: iterate for streamed chunks, await `result` for the summary. */
+export interface Generation extends AsyncIterable<GenerationChunk> {
+  readonly result: Promise<GenerationResult>;
+}
+
+export interface EngineStats {
+  /** Sequences generating now. */
+  running: number;
+  /** Admitted requests waiting for a free slot. */
+  waiting: number;
+  slots: number;
+}
+
+export interface ModelInfo {
+  /** Model id as served (/v1/models). */
+  id: string;
+  architecture: string;
+  contextSize: number;
+  /** Per-sequence context (tokens) a single request can use. */
+  contextPerSequence: number;
+  chatTemplate?: string;
+  trainContextSize: number;
+}
+
+export interface Engine {
+  readonly info: ModelInfo;
+  tokenize(text: string): number[];
+  detokenize(tokens: number[]): string;
+  /** Starts a generation; throws an EngineError (BERTH_CONTEXT_OVERFLOW, ...) before scheduling. */
+  generate(request: GenerateRequest): Generation;
+  stats(): EngineStats;
+  /** Observers of each decode call's batch size (sequences decoded together), for metrics. */
+  onBatch(listener: (sequences: number, tokens: number) => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,187 @@
+// The ModelDeployment schema (zod): the one spec file that drives `berth up`, `berth render` and
+// `berth deploy`. Parsing applies defaults, so everything downstream sees a complete object.
+import { z } from "zod";
+import { parseDuration } from "./units.js";
+
+export const API_VERSION = "berth.dev/v1alpha1";
+export const KIND = "ModelDeployment";
+
+/** DNS-1123 label: what Kubernetes accepts as an object name, and what we use as a model id. */
+const dnsLabel = z
+  .string()
+  .min(1)
+  .max(53, "must be at most 53 characters (it prefixes Kubernetes object names)")
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    "must be lowercase letters, digits and '-', starting and ending alphanumeric",
+  );
+
+const duration = z
+  .string()
+  .refine((value) => parseDuration(value) !== undefined, "must be a duration like 500ms, 30s, 10m or 1h")
+  .transform((value) => parseDuration(value) as number);
+
+const cpuQuantity = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .refine((value) => /^(\d+(\.\d+)?|\d+m)$/.test(value), "must be a CPU quantity like 2, 0.5 or 500m");
+
+const memoryQuantity = z
+  .string()
+  .regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/, "must be a memory quantity like 512Mi or 4Gi");
+
+/** Where the weights come from: file://, https://, hf://org/repo[/file.gguf], or tiny://SHAPE (generated test models). */
+const modelSource = z
+  .string()
+  .refine(
+    (value) => /^(file|https?|hf|tiny):\/\/.+/.test(value) || value.startsWith("/") || value.startsWith("./"),
+    "must be file://PATH, https://URL, hf://ORG/REPO, tiny://SHAPE or a path",
+  );
+
+const modelSchema = z.strictObject({
+  source: modelSource,
+  /** Tokens of context per sequence (per request). */
+  contextSize: z.number().int().min(64).max(1_048_576).default(1024),
+  /** The name clients send in the `model` field; defaults to metadata.name. */
+  servedName: z.string().min(1).max(256).optional(),
+});
+
+const engineSchema = z.strictObject({
+  kind: z.literal("llamacpp").default("llamacpp"),
+  /** Sequences batched together per replica. */
+  parallel: z.number().int().min(1).max(256).default(8),
+  /** CPU threads per replica; default: the replica's CPU count. */
+  threads: z.number().int().min(1).max(512).optional(),
+  /** Requests admitted to wait for a slot per replica, beyond which the replica answers 429. */
+  maxQueue: z.number().int().min(0).max(100_000).optional(),
+});
+
+const replicasSchema = z.strictObject({
+  min: z.number().int().min(0).max(1000).default(1),
+  max: z.number().int().min(1).max(1000).default(1),
+});
+
+const autoscalingSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Desired in-flight requests per replica (running + waiting). */
+  targetInFlight: z.number().positive().max(10_000).default(6),
+  /** Averaging window for normal decisions (Knative's stable window). */
+  stableWindow: duration.default(60_000),
+  /** Short window used while load is far above capacity (Knative's panic window). */
+  panicWindow: duration.default(6_000),
+  /** Enter panic mode when the short-window demand reaches this multiple of current capacity. */
+  panicThreshold: z.number().min(1).max(100).default(2),
+  /** How long the desired count must stay lower before replicas are removed. */
+  scaleDownDelay: duration.default(30_000),
+  /** With replicas.min 0: idle time after which the model scales to zero. */
+  idleToZero: duration.default(600_000),
+});
+
+const resourcesSchema = z.strictObject({
+  cpu: cpuQuantity.default("2"),
+  memory: memoryQuantity.default("4Gi"),
+  gpu: z.number().int().min(0).max(64).default(0),
+});
+
+const serviceSchema = z.strictObject({
+  type: z.enum(["ClusterIP", "NodePort", "LoadBalancer"]).default("ClusterIP"),
+  port: z.number().int().min(1).max(65535).default(80),
+});
+
+const ingressSchema = z.strictObject({
+  host: z
+    .string()
+    .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS host name"),
+  className: z.string().min(1).default("nginx"),
+  path: z.string().startsWith("/").default("/"),
+  tlsSecretName: z.string().min(1).optional(),
+});
+
+const keySource = z
+  .string()
+  .regex(/^(env|file):.+$/, "must be env:VARIABLE or file:PATH (keys are never written in the spec)");
+
+const authSchema = z.strictObject({
+  /** Default: on when the gateway listens beyond loopback. */
+  enabled: z.boolean().optional(),
+  apiKeysFrom: keySource.optional(),
+});
+
+const rateLimitSchema = z.strictObject({
+  requestsPerMinute: z.number().int().min(1).max(10_000_000).optional(),
+  tokensPerMinute: z.number().int().min(1).max(1_000_000_000).optional(),
+});
+
+const routingSchema = z.strictObject({
+  /** least-load: least outstanding requests, power of two choices; prefix-hash: KV-cache affinity. */
+  strategy: z.enum(["least-load", "prefix-hash", "round-robin"]).default("least-load"),
+  /** Leading prompt characters hashed by prefix-hash. */
+  prefixLength: z.number().int().min(1).max(100_000).default(256),
+  /** Bounded-load factor for prefix-hash (KubeAI's default is 1.25). */
+  loadFactor: z.number().min(1).max(10).default(1.25),
+});
+
+const kubernetesSchema = z.strictObject({
+  /** Container image of the model server (what `berth build` produced). */
+  image: z.string().min(1).default("ghcr.io/berth-dev/berth:0.1.0"),
+  imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  namespace: z.string().optional(),
+  /** Existing PVC holding the model file; otherwise an init container fetches it. */
+  modelVolumeClaim: z.string().optional(),
+  serviceMonitor: z.boolean().default(false),
+  networkPolicy: z.boolean().default(true),
+});
+
+export const modelDeploymentSpecSchema = z
+  .strictObject({
+    model: modelSchema,
+    engine: engineSchema.prefault({}),
+    /** Port the model server listens on inside a replica (the seed used 9000). */
+    port: z.number().int().min(1).max(65535).default(9000),
+    replicas: replicasSchema.prefault({}),
+    autoscaling: autoscalingSchema.prefault({}),
+    resources: resourcesSchema.prefault({}),
+    service: serviceSchema.prefault({}),
+    ingress: ingressSchema.optional(),
+    auth: authSchema.prefault({}),
+    rateLimit: rateLimitSchema.prefault({}),
+    routing: routingSchema.prefault({}),
+    kubernetes: kubernetesSchema.prefault({}),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.replicas.max < spec.replicas.min) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["replicas", "max"],
+        message: `must be ≥ spec.replicas.min (${spec.replicas.min})`,
+      });
+    }
+    if (spec.autoscaling.panicWindow > spec.autoscaling.stableWindow) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["autoscaling", "panicWindow"],
+        message: "must not be longer than spec.autoscaling.stableWindow",
+      });
+    }
+  });
+
+export const modelDeploymentSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION, { error: `must be ${API_VERSION}` }),
+  kind: z.literal(KIND, { error: `must be ${KIND}` }),
+  metadata: z.strictObject({
+    name: dnsLabel,
+    namespace: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  }),
+  spec: modelDeploymentSpecSchema,
+});
+
+export type ModelDeployment = z.output<typeof modelDeploymentSchema>;
+export type ModelDeploymentInput = z.input<typeof modelDeploymentSchema>;
+export type ModelDeploymentSpec = ModelDeployment["spec"];
+
+/** The name clients use in the `model` field. */
+export function servedName(deployment: ModelDeployment): string {
+  return deployment.spec.model.servedName ?? deployment.metadata.name;
+}
