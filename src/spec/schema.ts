@@ -59,6 +59,11 @@ const engineSchema = z.strictObject({
 const replicasSchema = z.strictObject({
   min: z.number().int().min(0).max(1000).default(1),
   max: z.number().int().min(1).max(1000).default(1),
+  /**
+   * Replicas started before the autoscaler has seen any load (Knative's initial-scale, a
+   * Deployment's `replicas` beside an HPA). Default: min, or 1 when min is 0.
+   */
+  initial: z.number().int().min(0).max(1000).optional(),
 });
 
 const autoscalingSchema = z.strictObject({
@@ -156,6 +161,14 @@ export const modelDeploymentSpecSchema = z
         message: `must be ≥ spec.replicas.min (${spec.replicas.min})`,
       });
     }
+    const initial = spec.replicas.initial;
+    if (initial !== undefined && (initial < spec.replicas.min || initial > spec.replicas.max)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["replicas", "initial"],
+        message: `must be between spec.replicas.min (${spec.replicas.min}) and spec.replicas.max (${spec.replicas.max})`,
+      });
+    }
     if (spec.autoscaling.panicWindow > spec.autoscaling.stableWindow) {
       ctx.addIssue({
         code: "custom",
@@ -180,6 +193,11 @@ export const modelDeploymentSchema = z.strictObject({
 export type ModelDeployment = z.output<typeof modelDeploymentSchema>;
 export type ModelDeploymentInput = z.input<typeof modelDeploymentSchema>;
 export type ModelDeploymentSpec = ModelDeployment["spec"];
+
+/** Replicas to run before any load is seen: replicas.initial, else min, else 1 (min 0). */
+export function initialReplicas(spec: ModelDeploymentSpec): number {
+  return spec.replicas.initial ?? Math.min(spec.replicas.max, Math.max(spec.replicas.min, 1));
+}
 
 /** The name clients use in the `model` field. */
 export function servedName(deployment: ModelDeployment): string {
