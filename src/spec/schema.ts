@@ -135,6 +135,13 @@ const kubernetesSchema = z.strictObject({
   modelVolumeClaim: z.string().optional(),
   serviceMonitor: z.boolean().default(false),
   networkPolicy: z.boolean().default(true),
+  /**
+   * What the HorizontalPodAutoscaler scales on. inFlight: the pods metric berth_requests_in_flight
+   * (running + waiting, the signal the local autoscaler uses; needs a custom metrics adapter such as
+   * prometheus-adapter). cpu: average CPU utilisation of the requests (works on any cluster, but lags
+   * for GPU models and queued requests).
+   */
+  autoscalingMetric: z.enum(["inFlight", "cpu"]).default("inFlight"),
 });
 
 export const modelDeploymentSpecSchema = z
@@ -195,7 +202,7 @@ export type ModelDeploymentInput = z.input<typeof modelDeploymentSchema>;
 export type ModelDeploymentSpec = ModelDeployment["spec"];
 
 /** Replicas to run before any load is seen: replicas.initial, else min, else 1 (min 0). */
-export function initialReplicas(spec: ModelDeploymentSpec): number {
+export function initialReplicas(spec: Pick<ModelDeploymentSpec, "replicas">): number {
   return spec.replicas.initial ?? Math.min(spec.replicas.max, Math.max(spec.replicas.min, 1));
 }
 
