@@ -10,6 +10,7 @@ type Registrar = (program: Command) => void;
 const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
   // commands: one line each
   () => import("./validate.js"),
+  () => import("./model.js"),
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -365,7 +365,9 @@ async function checkMagic(handle: FileHandle, fileSize: number, path: string): P
   }
   throw new ModelError(
     "BERTH_MODEL_NOT_GGUF",
-    `it starts with ${JSON.stringify(magic)} instead of "GGUF"${fileSize === 0 ? " (empty file)" : ""}`,
+    fileSize === 0
+      ? "the file is empty"
+      : `it starts with bytes ${head.subarray(0, bytesRead).toString("hex")} instead of "GGUF" (47475546)`,
     path,
   );
 }

@@ -1,5 +1,6 @@
 // ggml tensor data types: block sizes of every type (to size tensors in any GGUF file), and the
 // encoders/decoders for the types Berth writes: f32, f16 and Q8_0 (bit-exact with ggml's reference).
+import { ModelError } from "./errors.js";
 
 export interface GgmlTypeInfo {
   name: string;
@@ -149,6 +150,7 @@ export function quantizeQ8_0(values: Float32Array): Buffer {
   }
   const blockCount = values.length / QK8_0;
   const out = Buffer.alloc(blockCount * Q8_0_BLOCK_BYTES);
+  const quants = new Int8Array(out.buffer, out.byteOffset, out.byteLength);
   for (let block = 0; block < blockCount; block++) {
     const base = block * QK8_0;
     let absMax = 0;
@@ -161,7 +163,7 @@ export function quantizeQ8_0(values: Float32Array): Buffer {
     const at = block * Q8_0_BLOCK_BYTES;
     out.writeUInt16LE(float32ToFloat16Bits(scale), at);
     for (let index = 0; index < QK8_0; index++) {
-      out.writeInt8(roundHalfAwayFromZero(Math.fround(values[base + index]! * inverse)), at + 2 + index);
+      quants[at + 2 + index] = roundHalfAwayFromZero(Math.fround(values[base + index]! * inverse));
     }
   }
   return out;
@@ -218,6 +220,9 @@ export function decodeTensorBytes(typeCode: number, bytes: Uint8Array, valueCoun
     case 8:
       return dequantizeQ8_0(bytes, valueCount);
     default:
-      throw new RangeError(`decoding ggml type ${GGML_TYPES[typeCode]?.name ?? typeCode} is not supported`);
+      throw new ModelError(
+        "BERTH_MODEL_UNSUPPORTED_TYPE",
+        `decoding ggml type ${GGML_TYPES[typeCode]?.name ?? typeCode} (Berth decodes f32, f16, q8_0)`,
+      );
   }
 }

@@ -241,6 +241,26 @@ export async function writeTinyModel(
   return writeGguf(path, describeTinyModel(options), onProgress);
 }
 
+/**
+ * Writes a tiny model to a temp file beside `path`, then renames it into place: readers never see
+ * a partial file, and an interrupted write leaves no file at `path`.
+ */
+export async function writeTinyModelAtomically(
+  path: string,
+  options: TinyModelOptions = {},
+  onProgress?: (progress: WriteProgress) => void,
+): Promise<{ bytes: number }> {
+  const temporary = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  try {
+    const result = await writeTinyModel(temporary, options, onProgress);
+    await rename(temporary, path);
+    return result;
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+}
+
 export function tinyModelFileName(shape: TinyShapeName, dtype: TinyDtype): string {
   return `berth-${shape}-${dtype}-g${TINY_GENERATOR_VERSION}.gguf`;
 }
@@ -270,16 +290,8 @@ export async function ensureTinyModel(options: EnsureTinyModelOptions = {}): Pro
   if (pending) return pending;
   const write = (async () => {
     await mkdir(directory, { recursive: true });
-    // The temp file sits beside the target so rename is atomic; two racing processes each write
-    // their own identical file and the last rename wins, readers never see a partial file.
-    const temporary = `${path}.${process.pid}.${randomUUID()}.tmp`;
-    try {
-      await writeTinyModel(temporary, { shape, dtype }, options.onProgress);
-      await rename(temporary, path);
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
+    // Two racing processes each write their own identical file and the last rename wins.
+    await writeTinyModelAtomically(path, { shape, dtype }, options.onProgress);
     return path;
   })();
   pendingWrites.set(path, write);
