@@ -4,13 +4,17 @@
 export interface SamplingOptions {
   /** New tokens to generate at most. */
   maxTokens: number;
-  /** 0 = greedy. */
+  /** 0 = greedy; default 1 (as OpenAI). Range 0..2. */
   temperature?: number;
+  /** Nucleus sampling, (0, 1]; default 1 (off). */
   topP?: number;
+  /** 0 = off (default). */
   topK?: number;
+  /** Fixed seed → reproducible sampling; default a random seed per request. */
   seed?: number;
   /** Generation stops before any of these strings; they are not part of the output. */
   stop?: string[];
+  /** OpenAI semantics, -2..2, over the last 64 tokens (prompt + completion) as llama.cpp does. */
   presencePenalty?: number;
   frequencyPenalty?: number;
   /** Keep generating past end-of-sequence (benchmarks). */
@@ -18,9 +22,12 @@ export interface SamplingOptions {
 }
 
 export interface GenerateRequest extends SamplingOptions {
-  /** Either text (tokenized by the engine) or tokens. */
+  /** Either text (tokenized by the engine as tokenize(text) does) or tokens. */
   prompt: string | number[];
-  /** Cancels the generation between two decode steps and frees its slot. */
+  /**
+   * Cancels the generation between two decode steps and frees its slot (finishReason "cancelled").
+   * Leaving the Generation's iteration early (break/return) cancels it the same way.
+   */
   signal?: AbortSignal;
 }
 
@@ -39,7 +46,7 @@ export interface GenerationResult {
   completionTokens: number;
   /** Prompt tokens whose KV cache was reused from an earlier request in the same slot. */
   cachedPromptTokens: number;
-  /** Seconds from submit to first generated token. */
+  /** Seconds from submit to first generated token; 0 when none was generated. */
   timeToFirstToken: number;
 }
 
@@ -54,12 +61,20 @@ export interface EngineStats {
   /** Admitted requests waiting for a free slot. */
   waiting: number;
   slots: number;
+  /** Waiting requests allowed beyond the slots; one more gets BERTH_OVERLOADED. */
+  maxWaiting: number;
+}
+
+export interface TokenizeOptions {
+  /** Parse special-token text such as "<|endoftext|>" into those tokens (default false: user text stays text). */
+  special?: boolean;
 }
 
 export interface ModelInfo {
   /** Model id as served (/v1/models). */
   id: string;
   architecture: string;
+  /** Total KV-cache cells of the context: contextPerSequence × slots. */
   contextSize: number;
   /** Per-sequence context (tokens) a single request can use. */
   contextPerSequence: number;
@@ -69,8 +84,9 @@ export interface ModelInfo {
 
 export interface Engine {
   readonly info: ModelInfo;
-  tokenize(text: string): number[];
-  detokenize(tokens: number[]): string;
+  /** The tokens generate() would use for this text prompt (with BOS when the model's tokenizer asks for it). */
+  tokenize(text: string, options?: TokenizeOptions): number[];
+  detokenize(tokens: readonly number[]): string;
   /** Starts a generation; throws an EngineError (BERTH_CONTEXT_OVERFLOW, ...) before scheduling. */
   generate(request: GenerateRequest): Generation;
   stats(): EngineStats;
