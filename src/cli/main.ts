@@ -10,6 +10,10 @@ type Registrar = (program: Command) => void;
 const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
   // commands: one line each
   () => import("./validate.js"),
+  () => import("./render.js"),
+  () => import("./deploy.js"),
+  () => import("./delete.js"),
+  () => import("./k8s.js"),
   () => import("./model.js"),
 ];
 

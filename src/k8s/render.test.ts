@@ -162,6 +162,10 @@ describe("renderDeployment", () => {
       "1024",
       "--threads",
       "2",
+      "--model-id",
+      "tiny",
+      "--grace-period",
+      "120s",
     ]);
     expect(container.startupProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
     expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
@@ -219,7 +223,7 @@ describe("renderDeployment", () => {
     });
     expect(pod.containers[0].args).toContain("/models/llama-q8_0.gguf");
     expect(pod.containers[0].args.join(" ")).toContain("--threads 6");
-    expect(pod.containers[0].args.join(" ")).toContain("--served-name llama-3");
+    expect(pod.containers[0].args.join(" ")).toContain("--model-id llama-3");
   });
 
   it("gives GPU models the nvidia.com/gpu limit, the GPU node selector and the taint toleration", () => {

@@ -16,7 +16,7 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import { stringify } from "yaml";
-import { type ModelDeployment, servedName } from "../spec/schema.js";
+import { initialReplicas, type ModelDeployment, servedName } from "../spec/schema.js";
 import { formatDuration, parseCpu } from "../spec/units.js";
 import {
   type KubeObject,
@@ -43,7 +43,8 @@ export const CONFIG_FILE = "berth.yaml";
 export const RUN_AS_USER = 10001;
 /** Seconds a terminating pod keeps serving so Services and ingress controllers stop routing to it first. */
 export const PRE_STOP_SECONDS = 5;
-/** Seconds a replica gets after SIGTERM to finish the generations it admitted (long completions included). */
+/** Seconds a replica gets after SIGTERM to finish the generations it admitted: `berth serve --grace-period`,
+ * as long as its default request timeout, so an admitted request is never cut short by the rollout. */
 export const DRAIN_SECONDS = 120;
 /** Startup probe budget: a large model can take minutes to read and load. */
 export const STARTUP_PROBE_PERIOD_SECONDS = 5;
@@ -239,7 +240,11 @@ function serverContainer(context: RenderContext, modelPath: string): IContainer 
       String(spec.model.contextSize),
       "--threads",
       String(engineThreads(context.deployment)),
-      ...(spec.model.servedName === undefined ? [] : ["--served-name", servedName(context.deployment)]),
+      "--model-id",
+      servedName(context.deployment),
+      "--grace-period",
+      `${DRAIN_SECONDS}s`,
+      ...(spec.engine.maxQueue === undefined ? [] : ["--max-queue", String(spec.engine.maxQueue)]),
     ],
     env: [
       { name: "BERTH_HOME", value: "/tmp/berth" },
@@ -332,7 +337,7 @@ function workload(context: RenderContext): KubeObject {
     metadata: metadata(context),
     spec: {
       // With an HPA the replica count is the HPA's: applying one here would undo its decisions.
-      ...(context.autoscaled ? {} : { replicas: spec.replicas.min }),
+      ...(context.autoscaled ? {} : { replicas: initialReplicas(spec) }),
       revisionHistoryLimit: 5,
       // Longer than the startup probe's budget, so a slow model load is not reported as a failed rollout.
       progressDeadlineSeconds: STARTUP_PROBE_PERIOD_SECONDS * STARTUP_PROBE_FAILURES + 300,
@@ -352,7 +357,8 @@ function workload(context: RenderContext): KubeObject {
           serviceAccountName: context.name,
           automountServiceAccountToken: false,
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: PRE_STOP_SECONDS + DRAIN_SECONDS,
+          // The preStop pause, then the server's own drain (--grace-period), then a margin to exit.
+          terminationGracePeriodSeconds: PRE_STOP_SECONDS + DRAIN_SECONDS + 10,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: RUN_AS_USER,
