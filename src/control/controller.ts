@@ -200,16 +200,21 @@ export class Controller implements UpstreamDirectory {
     const found = this.#entryByServedName(model);
     if (!found) return [];
     const [name] = found;
-    return this.#runtime
-      .listReplicas()
-      .filter((replica) => replica.model === name && replica.state !== "stopped")
-      .map((replica) => ({
-        id: replica.id,
-        model,
-        url: replica.url ?? "",
-        state: this.#upstreamState(replica),
-        generation: replica.generation,
-      }));
+    return (
+      this.#runtime
+        .listReplicas()
+        // A replica without an address yet (process starting) is nothing the gateway can use.
+        .filter(
+          (replica) => replica.model === name && replica.state !== "stopped" && replica.url !== undefined,
+        )
+        .map((replica) => ({
+          id: replica.id,
+          model,
+          url: replica.url ?? "",
+          state: this.#upstreamState(replica),
+          generation: replica.generation,
+        }))
+    );
   }
 
   wake(model: string): void {
@@ -328,7 +333,8 @@ export class Controller implements UpstreamDirectory {
 
   /** Decide and reconcile now (after a wake, an apply, a replica change); passes never overlap. */
   kick(): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
+    // Nothing runs before start(): the gateway reads the directory (auth checks) before replicas exist.
+    if (this.#stopping || !this.#running) return Promise.resolve();
     if (this.#reconciling) {
       this.#again = true;
       return this.#reconciling;

@@ -13,7 +13,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { servedName } from "../spec/index.js";
+import { parseCpu, servedName } from "../spec/index.js";
 import type { Logger } from "../util/log.js";
 import type {
   LogLine,
@@ -99,7 +99,9 @@ export function serveArguments(template: ReplicaTemplate): string[] {
     "--ctx",
     String(spec.model.contextSize),
   ];
-  if (spec.engine.threads !== undefined) args.push("--threads", String(spec.engine.threads));
+  // A replica gets the CPUs its spec asks for (resources.cpu), as a container would.
+  const threads = spec.engine.threads ?? Math.max(1, Math.floor(parseCpu(spec.resources.cpu) ?? 1));
+  args.push("--threads", String(threads));
   if (spec.engine.maxQueue !== undefined) args.push("--max-queue", String(spec.engine.maxQueue));
   return args;
 }
@@ -264,7 +266,13 @@ export class LocalRuntime implements Runtime {
         {
           detached: true,
           stdio: ["ignore", logFd, logFd, "pipe"],
-          env: { ...process.env, ...this.#options.env, BERTH_PARENT_FD: "3" },
+          env: {
+            ...process.env,
+            // Set at spawn so `berth serve` need not relaunch itself to get it (src/engine/process.ts).
+            UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1",
+            ...this.#options.env,
+            BERTH_PARENT_FD: "3",
+          },
         },
       );
       replica.child = child;
