@@ -417,9 +417,13 @@ class LlamaEngine implements Engine {
       job.cachedPromptTokens = choice.reusedTokens;
       const sequence = slot.sequence;
       if (choice.reusedTokens < sequence.nextTokenIndex) {
-        await sequence.eraseContextTokenRanges([
-          { start: choice.reusedTokens, end: sequence.nextTokenIndex },
-        ]);
+        try {
+          await sequence.eraseContextTokenRanges([
+            { start: choice.reusedTokens, end: sequence.nextTokenIndex },
+          ]);
+        } catch (error) {
+          await this.fail(job, error);
+        }
       }
     }
   }
@@ -476,7 +480,10 @@ class LlamaEngine implements Engine {
     return {
       temperature: sampling.temperature,
       topP: sampling.topP,
-      topK: sampling.topK,
+      // top_k off must leave the top-k sampler out: node-llama-cpp turns 0 into k = vocabulary size,
+      // a full sort of 50257 candidates per token, and turns undefined into 40. A null field is
+      // dropped before it reaches llama.cpp (removeNullFields), so no top-k stage is built.
+      topK: sampling.topK > 0 ? sampling.topK : (null as unknown as number),
       minP: 0,
       seed: sampling.seed,
       // End-of-generation tokens come back to the engine, which stops on them or, with ignoreEos,

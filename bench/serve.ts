@@ -1,0 +1,603 @@
+// `npm run bench:serve`: generation throughput and latency under concurrency, side by side for
+// (a) the bare engine in-process, (b) `berth serve` over HTTP, (c) llama.cpp's own llama-server.
+//
+// Each (system, concurrency) runs in a fresh process with the same threads, slots = concurrency and
+// the same context per slot, so peak RSS is per run. Greedy, 128 new tokens, end-of-sequence ignored.
+// Smoke mode (`-- --smoke` or BENCH_SMOKE=1) uses the tiny model and tiny sizes, for CI.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, loadavg, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { createLlamaEngine } from "../src/engine/llamacpp.js";
+import { engineProcessEnv } from "../src/engine/process.js";
+import { ensureTinyModel, type TinyDtype, type TinyShapeName } from "../src/models/tiny.js";
+import { berthHome } from "../src/util/home.js";
+
+const SYSTEMS = ["bare", "berth", "llama-server"] as const;
+type SystemName = (typeof SYSTEMS)[number];
+
+interface BenchConfig {
+  smoke: boolean;
+  shape: TinyShapeName;
+  dtype: TinyDtype;
+  maxTokens: number;
+  concurrency: number[];
+  threads: number;
+  contextPerSequence: number;
+}
+
+interface RequestSample {
+  ttftMs: number;
+  latencyMs: number;
+  tokens: number;
+}
+
+interface RunResult {
+  system: SystemName;
+  concurrency: number;
+  requests: number;
+  tokens: number;
+  wallSeconds: number;
+  tokensPerSecond: number;
+  ttftMs: { p50: number; p95: number };
+  latencyMs: { p50: number; p95: number };
+  peakRssMiB: number;
+}
+
+type RunOutcome = RunResult | { system: SystemName; concurrency: number; unavailable: string };
+
+const repoRoot = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  findUp(dirname(fileURLToPath(import.meta.url))),
+);
+const PROMPT =
+  "The harbour master kept a ledger of every ship that came into port: its name, its cargo, where it had " +
+  "sailed from and how long it meant to stay. On the first page he wrote";
+
+function findUp(from: string): string {
+  // Compiled to .berth/bench-build/bench/serve.js or run from bench/: find the directory with package.json.
+  let relative = ".";
+  for (let depth = 0; depth < 6; depth++) {
+    if (existsSync(join(from, relative, "package.json"))) return relative;
+    relative = join(relative, "..");
+  }
+  throw new Error("cannot find the repository root");
+}
+
+function requestsPerWorker(config: BenchConfig, concurrency: number): number {
+  if (config.smoke) return 1;
+  return concurrency === 1 ? 4 : 2;
+}
+
+function percentile(values: number[], fraction: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+function summarize(
+  system: SystemName,
+  concurrency: number,
+  samples: RequestSample[],
+  wallSeconds: number,
+  peakRssMiB: number,
+): RunResult {
+  const tokens = samples.reduce((sum, sample) => sum + sample.tokens, 0);
+  const ttft = samples.map((sample) => sample.ttftMs);
+  const latency = samples.map((sample) => sample.latencyMs);
+  return {
+    system,
+    concurrency,
+    requests: samples.length,
+    tokens,
+    wallSeconds,
+    tokensPerSecond: tokens / wallSeconds,
+    ttftMs: { p50: percentile(ttft, 0.5), p95: percentile(ttft, 0.95) },
+    latencyMs: { p50: percentile(latency, 0.5), p95: percentile(latency, 0.95) },
+    peakRssMiB,
+  };
+}
+
+/** Runs `concurrency` closed-loop workers, each sending `perWorker` requests one after another. */
+async function closedLoop(
+  concurrency: number,
+  perWorker: number,
+  send: (index: number) => Promise<RequestSample>,
+): Promise<{ samples: RequestSample[]; wallSeconds: number }> {
+  const samples: RequestSample[] = [];
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let round = 0; round < perWorker; round++) samples.push(await send(worker * perWorker + round));
+    }),
+  );
+  return { samples, wallSeconds: (performance.now() - started) / 1000 };
+}
+
+function promptFor(index: number): string {
+  // Distinct from the first token on, so no system reuses a cached prompt between requests.
+  return `${index + 1}. ${PROMPT}`;
+}
+
+// ---------- (a) the bare engine, in a child process of its own ----------
+
+async function runBareWorker(
+  config: BenchConfig,
+  modelPath: string,
+  concurrency: number,
+): Promise<RunResult> {
+  const engine = await createLlamaEngine({
+    modelPath,
+    parallel: concurrency,
+    threads: config.threads,
+    contextPerSequence: config.contextPerSequence,
+  });
+  const send = async (index: number, maxTokens: number): Promise<RequestSample> => {
+    const started = performance.now();
+    let firstAt: number | undefined;
+    const generation = engine.generate({
+      prompt: promptFor(index),
+      maxTokens,
+      temperature: 0,
+      ignoreEos: true,
+    });
+    for await (const chunk of generation)
+      if (firstAt === undefined && chunk.text.length > 0) firstAt = performance.now();
+    const result = await generation.result;
+    const ended = performance.now();
+    return {
+      ttftMs: (firstAt ?? ended) - started,
+      latencyMs: ended - started,
+      tokens: result.completionTokens,
+    };
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, index) => send(1000 + index, 8)));
+  const { samples, wallSeconds } = await closedLoop(
+    concurrency,
+    requestsPerWorker(config, concurrency),
+    (index) => send(index, config.maxTokens),
+  );
+  await engine.close();
+  return summarize("bare", concurrency, samples, wallSeconds, process.resourceUsage().maxRSS / 1024);
+}
+
+async function runBare(config: BenchConfig, modelPath: string, concurrency: number): Promise<RunOutcome> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), "--bare-worker", JSON.stringify({ config, modelPath, concurrency })],
+    { env: engineProcessEnv(), stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => {
+    output += text;
+  });
+  const code = await new Promise<number | null>((done) => child.once("exit", done));
+  const line = output.trim().split("\n").pop() ?? "";
+  if (code !== 0 || !line.startsWith("{"))
+    return { system: "bare", concurrency, unavailable: `worker failed (${code})` };
+  return JSON.parse(line) as RunResult;
+}
+
+// ---------- (b) berth serve and (c) llama-server, over HTTP ----------
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => done(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+function peakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function waitReady(pool: Pool, path: string, child: ChildProcess, deadlineMs: number): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode} before it was ready`);
+    try {
+      const { statusCode, body } = await pool.request({ path, method: "GET" });
+      await body.dump();
+      if (statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  throw new Error(`not ready after ${deadlineMs / 1000}s`);
+}
+
+/** One streamed /v1/completions request; TTFT is the first event that carries text. */
+async function streamCompletion(
+  pool: Pool,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+): Promise<RequestSample> {
+  const started = performance.now();
+  const { statusCode, body } = await pool.request({
+    path: "/v1/completions",
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model,
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+      ignore_eos: true,
+    }),
+  });
+  if (statusCode !== 200) throw new Error(`HTTP ${statusCode}: ${await body.text()}`);
+  let firstAt: number | undefined;
+  let usageTokens: number | undefined;
+  let finishReason: string | undefined;
+  let textEvents = 0;
+  let pending = "";
+  const decoder = new TextDecoder();
+  for await (const bytes of body) {
+    pending += decoder.decode(bytes as Buffer, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline !== -1) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      if (data === "[DONE]") continue;
+      const event = JSON.parse(data) as {
+        choices?: Array<{ text?: string; finish_reason?: string | null }>;
+        usage?: { completion_tokens?: number } | null;
+      };
+      const choice = event.choices?.[0];
+      if (choice?.text) {
+        textEvents++;
+        firstAt ??= performance.now();
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason;
+      if (event.usage?.completion_tokens !== undefined) usageTokens = event.usage.completion_tokens;
+    }
+  }
+  const ended = performance.now();
+  const tokens = usageTokens ?? (finishReason === "length" ? maxTokens : textEvents);
+  return { ttftMs: (firstAt ?? ended) - started, latencyMs: ended - started, tokens };
+}
+
+interface HttpTarget {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  readyPath: string;
+}
+
+async function runHttp(
+  system: SystemName,
+  target: HttpTarget,
+  port: number,
+  config: BenchConfig,
+  concurrency: number,
+): Promise<RunOutcome> {
+  const child = spawn(target.command, target.args, { env: target.env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderrTail = "";
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => {
+    stderrTail = (stderrTail + text).slice(-2000);
+  });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency + 2 });
+  try {
+    await waitReady(pool, target.readyPath, child, 180_000);
+    const models = await pool.request({ path: "/v1/models", method: "GET" });
+    const listed = (await models.body.json()) as { data?: Array<{ id: string }> };
+    const model = listed.data?.[0]?.id ?? "model";
+    await Promise.all(
+      Array.from({ length: concurrency }, (_, index) =>
+        streamCompletion(pool, model, promptFor(1000 + index), 8),
+      ),
+    );
+    const { samples, wallSeconds } = await closedLoop(
+      concurrency,
+      requestsPerWorker(config, concurrency),
+      (index) => streamCompletion(pool, model, promptFor(index), config.maxTokens),
+    );
+    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid));
+  } catch (error) {
+    const reason = `${(error as Error).message}${stderrTail ? ` — ${stderrTail.trim().split("\n").pop()}` : ""}`;
+    return { system, concurrency, unavailable: reason };
+  } finally {
+    await pool.close();
+    child.kill("SIGKILL");
+    if (child.exitCode === null) await new Promise((done) => child.once("exit", done));
+  }
+}
+
+function berthTarget(config: BenchConfig, modelPath: string, port: number, concurrency: number): HttpTarget {
+  return {
+    command: process.execPath,
+    args: [
+      join(repoRoot, "bin", "berth.js"),
+      "serve",
+      "--model",
+      modelPath,
+      "--port",
+      String(port),
+      "--parallel",
+      String(concurrency),
+      "--threads",
+      String(config.threads),
+      "--ctx",
+      String(config.contextPerSequence),
+      "--max-queue",
+      String(4 * concurrency),
+    ],
+    env: engineProcessEnv({ ...process.env, BERTH_LOG_LEVEL: "warn" }),
+    readyPath: "/readyz",
+  };
+}
+
+function llamaServerTarget(
+  binary: string,
+  config: BenchConfig,
+  modelPath: string,
+  port: number,
+  concurrency: number,
+): HttpTarget {
+  return {
+    command: binary,
+    args: [
+      "-m",
+      modelPath,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "-t",
+      String(config.threads),
+      "-tb",
+      String(config.threads),
+      "--parallel",
+      String(concurrency),
+      // With an explicit --parallel, llama-server splits -c evenly over the slots (no unified KV).
+      "-c",
+      String(config.contextPerSequence * concurrency),
+      "--no-webui",
+    ],
+    env: {
+      ...process.env,
+      LD_LIBRARY_PATH: [dirname(binary), process.env.LD_LIBRARY_PATH].filter(Boolean).join(":"),
+    },
+    readyPath: "/health",
+  };
+}
+
+function findLlamaServer(): string | undefined {
+  if (process.env.LLAMA_SERVER)
+    return existsSync(process.env.LLAMA_SERVER) ? process.env.LLAMA_SERVER : undefined;
+  const version = (
+    JSON.parse(readFileSync(join(repoRoot, "node_modules/node-llama-cpp/package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+  // The cache scripts/build-llama-server.sh fills (BERTH_HOME, else ~/.cache/berth).
+  const binary = join(berthHome(), "llama-server", version, "bin", "llama-server");
+  return existsSync(binary) ? binary : undefined;
+}
+
+function berthServeAvailable(): string | undefined {
+  if (!existsSync(join(repoRoot, "dist", "cli", "main.js"))) return "not built (npm run build)";
+  const help = spawnSync(process.execPath, [join(repoRoot, "bin", "berth.js"), "serve", "--help"], {
+    encoding: "utf8",
+  });
+  return help.status === 0 ? undefined : "`berth serve` is not available in this build";
+}
+
+// ---------- report ----------
+
+function isResult(outcome: RunOutcome | undefined): outcome is RunResult {
+  return outcome !== undefined && "tokensPerSecond" in outcome;
+}
+
+function ratio(numerator: RunOutcome | undefined, denominator: RunOutcome | undefined): number | undefined {
+  return isResult(numerator) && isResult(denominator)
+    ? numerator.tokensPerSecond / denominator.tokensPerSecond
+    : undefined;
+}
+
+const format = (value: number | undefined, digits = 0) =>
+  value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
+
+function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string; targets: TargetCheck[] } {
+  const find = (system: SystemName, concurrency: number) =>
+    outcomes.find((outcome) => outcome.system === system && outcome.concurrency === concurrency);
+  const lines = [
+    `Model ${config.shape} ${config.dtype}, ${config.maxTokens} new tokens (greedy, ignore_eos), ${config.threads} threads, ` +
+      `${config.contextPerSequence} tokens of context per slot, slots = concurrency.`,
+    "",
+    "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | ×bare | ×llama-server |",
+    "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
+  ];
+  for (const concurrency of config.concurrency) {
+    for (const system of SYSTEMS) {
+      const outcome = find(system, concurrency);
+      if (!outcome) continue;
+      if (!isResult(outcome)) {
+        lines.push(
+          `| ${concurrency} | ${system} | unavailable: ${outcome.unavailable.replaceAll("|", "/")} | | | | | | | |`,
+        );
+        continue;
+      }
+      const vsBare = system === "bare" ? undefined : ratio(outcome, find("bare", concurrency));
+      const vsLlama =
+        system === "llama-server" ? undefined : ratio(outcome, find("llama-server", concurrency));
+      lines.push(
+        `| ${concurrency} | ${system} | ${format(outcome.tokensPerSecond, 1)} | ${format(outcome.ttftMs.p50)} | ` +
+          `${format(outcome.ttftMs.p95)} | ${format(outcome.latencyMs.p50)} | ${format(outcome.latencyMs.p95)} | ` +
+          `${format(outcome.peakRssMiB)} | ${format(vsBare, 2)} | ${format(vsLlama, 2)} |`,
+      );
+    }
+  }
+  const targets: TargetCheck[] = [
+    { target: "single stream: berth ≥ 0.95× bare engine", concurrency: 1, against: "bare", minimum: 0.95 },
+    { target: "c=8: berth ≥ 1.0× llama-server", concurrency: 8, against: "llama-server", minimum: 1.0 },
+    { target: "c=16: berth ≥ 1.2× llama-server", concurrency: 16, against: "llama-server", minimum: 1.2 },
+  ].map((check) => {
+    const measured = ratio(
+      find("berth", check.concurrency),
+      find(check.against as SystemName, check.concurrency),
+    );
+    return { ...check, measured, met: measured === undefined ? undefined : measured >= check.minimum };
+  });
+  lines.push("", "| target | measured | met |", "| --- | --: | --- |");
+  for (const check of targets) {
+    const met = check.met === undefined ? "not measured" : check.met ? "yes" : "no";
+    lines.push(`| ${check.target} | ${format(check.measured, 2)} | ${met} |`);
+  }
+  return { table: lines.join("\n"), targets };
+}
+
+interface TargetCheck {
+  target: string;
+  concurrency: number;
+  against: string;
+  minimum: number;
+  measured?: number | undefined;
+  met?: boolean | undefined;
+}
+
+// ---------- main ----------
+
+function configFrom(argv: string[]): BenchConfig {
+  const smoke = argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
+  const listed = argv.find((arg) => arg.startsWith("--concurrency="))?.split("=")[1];
+  // Smoke runs on CI machines shared with other jobs: one thread avoids OpenMP barriers waiting on
+  // the scheduler, which make a busy 2-core machine 10x slower. Full runs use the physical cores.
+  const threads = Number(process.env.BENCH_THREADS ?? (smoke ? 1 : physicalCores()));
+  return {
+    smoke,
+    shape: smoke ? "tiny" : "gpt2-124m",
+    dtype: "q8_0",
+    maxTokens: smoke ? 16 : 128,
+    concurrency: listed ? listed.split(",").map(Number) : smoke ? [1, 4] : [1, 4, 8, 16],
+    threads,
+    contextPerSequence: smoke ? 256 : 1024,
+  };
+}
+
+/** Physical cores as llama.cpp counts them (logical CPUs / threads per core from sysfs), else logical. */
+function physicalCores(): number {
+  try {
+    const siblings = readFileSync(
+      "/sys/devices/system/cpu/cpu0/topology/thread_siblings_list",
+      "utf8",
+    ).trim();
+    const perCore = siblings.split(",").reduce((count, part) => {
+      const [from, to] = part.split("-").map(Number);
+      return count + (to === undefined ? 1 : to - from! + 1);
+    }, 0);
+    return Math.max(1, Math.floor(cpus().length / Math.max(1, perCore)));
+  } catch {
+    return cpus().length;
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const workerAt = argv.indexOf("--bare-worker");
+  if (workerAt !== -1) {
+    const { config, modelPath, concurrency } = JSON.parse(argv[workerAt + 1]!) as {
+      config: BenchConfig;
+      modelPath: string;
+      concurrency: number;
+    };
+    process.stdout.write(`${JSON.stringify(await runBareWorker(config, modelPath, concurrency))}\n`);
+    return;
+  }
+
+  const config = configFrom(argv);
+  const startedAt = new Date();
+  console.error(`bench:serve ${config.smoke ? "(smoke) " : ""}— preparing ${config.shape} ${config.dtype}`);
+  const modelPath = await ensureTinyModel({ shape: config.shape, dtype: config.dtype });
+  const llamaServer = findLlamaServer();
+  const berthUnavailable = berthServeAvailable();
+  const loadBefore = loadavg();
+
+  const outcomes: RunOutcome[] = [];
+  for (const concurrency of config.concurrency) {
+    console.error(`  c=${concurrency}: bare engine`);
+    outcomes.push(await runBare(config, modelPath, concurrency));
+    console.error(`  c=${concurrency}: berth serve`);
+    if (berthUnavailable) outcomes.push({ system: "berth", concurrency, unavailable: berthUnavailable });
+    else {
+      const port = await freePort();
+      outcomes.push(
+        await runHttp("berth", berthTarget(config, modelPath, port, concurrency), port, config, concurrency),
+      );
+    }
+    console.error(`  c=${concurrency}: llama-server`);
+    if (!llamaServer) {
+      outcomes.push({
+        system: "llama-server",
+        concurrency,
+        unavailable: "not built (scripts/build-llama-server.sh, or set LLAMA_SERVER)",
+      });
+    } else {
+      const port = await freePort();
+      outcomes.push(
+        await runHttp(
+          "llama-server",
+          llamaServerTarget(llamaServer, config, modelPath, port, concurrency),
+          port,
+          config,
+          concurrency,
+        ),
+      );
+    }
+  }
+
+  const { table, targets } = markdown(config, outcomes);
+  console.log(table);
+  const load = { before: loadBefore, after: loadavg() };
+  if (Math.max(...load.before, ...load.after) > config.threads) {
+    console.log(
+      `\nNote: the machine was busy (load average ${load.before[0]?.toFixed(1)} → ${load.after[0]?.toFixed(1)} ` +
+        `on ${cpus().length} CPUs); numbers are lower and noisier than on an idle machine.`,
+    );
+  }
+  const stamp = startedAt.toISOString().replace(/:/g, "-").replace(/\..+$/, "");
+  const directory = join(repoRoot, "bench", "results");
+  mkdirSync(directory, { recursive: true });
+  const file = join(directory, `serve-${config.smoke ? "smoke-" : ""}${stamp}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        benchmark: "serve",
+        startedAt: startedAt.toISOString(),
+        config,
+        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, load },
+        llamaServer: llamaServer ?? null,
+        results: outcomes,
+        targets,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.error(`wrote ${file}`);
+  const failed = outcomes.filter((outcome) => !isResult(outcome) && outcome.system === "bare");
+  if (failed.length > 0) process.exitCode = 1;
+}
+
+await main(process.argv.slice(2));
