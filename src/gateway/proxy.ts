@@ -1,0 +1,502 @@
+// Forwards one request to a replica and streams the answer back: picks with the balancer, holds
+// while no replica is ready, retries elsewhere until the first byte went out, ejects hung replicas.
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
+import {
+  buildHashRing,
+  type Candidate,
+  type HashRing,
+  pickUpstream,
+  type RoutingStrategy,
+} from "./balancer.js";
+import type { Upstream, UpstreamDirectory } from "./directory.js";
+import { GatewayError } from "./errors.js";
+import type { ReadyWaiter } from "./hold.js";
+import type { RequestSummary } from "./inspect.js";
+import type { LoadTracker } from "./load.js";
+import type { GatewayMetrics } from "./metrics.js";
+import type { EjectionReason, OutlierDetector } from "./outlier.js";
+import type { UpstreamPools } from "./pools.js";
+import type { LivenessProbe } from "./probe.js";
+
+export interface ProxyOptions {
+  /** Replicas one request may be sent to, first try included. */
+  maxAttempts: number;
+  /** Waiting this long for response headers makes the gateway ask the replica's /healthz. */
+  stallProbeAfterMs: number;
+  /** A replica that answered 503 (draining) is skipped this long. */
+  drainingEjectionMs: number;
+}
+
+export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
+  maxAttempts: 3,
+  stallProbeAfterMs: 5_000,
+  drainingEjectionMs: 2_000,
+};
+
+export interface RoutingSettings {
+  strategy: RoutingStrategy;
+  prefixLength: number;
+  loadFactor: number;
+}
+
+export interface ProxyRequest {
+  requestId: string;
+  model: string;
+  /** Metrics label of the route ("/v1/completions", ...). */
+  route: string;
+  method: string;
+  /** Path and query as the client sent them. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  clientIp: string;
+  body: Buffer | undefined;
+  summary: RequestSummary;
+  routing: RoutingSettings;
+  /** Aborted when the client goes away or the deadline passes; the reason says which. */
+  signal: AbortSignal;
+  /** Keep the response's head and tail so the caller can read `usage` (token rate limits). */
+  captureUsage: boolean;
+}
+
+export interface ProxyOutcome {
+  status: number;
+  upstreamId?: string;
+  attempts: number;
+  /** performance.now() of the first body byte written to the client. */
+  firstByteAt?: number;
+  /** The body ended early: the replica failed or the client left after the response started. */
+  truncated: boolean;
+  /** Head and tail of the response body, when captureUsage was asked. */
+  captured?: string;
+}
+
+/** Why a request's signal was aborted when its client went away (logged and counted as 499). */
+export class ClientClosedError extends Error {
+  constructor() {
+    super("client closed the connection");
+    this.name = "ClientClosedError";
+  }
+}
+
+type Failure =
+  | { kind: "refused" | "reset" | "hung"; upstream: Upstream; message: string }
+  | {
+      kind: "draining";
+      upstream: Upstream;
+      message: string;
+      status: number;
+      headers: IncomingHttpHeaders;
+      body: Buffer;
+    };
+
+type AttemptResult = { kind: "response"; response: Dispatcher.ResponseData } | Failure;
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and what the gateway sets itself.
+const REQUEST_HEADERS_DROPPED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "host",
+  "content-length",
+  "expect",
+  // The gateway's API keys are not the replicas' business: never forwarded, so never logged there.
+  "authorization",
+  "x-request-id",
+  "x-berth-timeout-ms",
+]);
+
+const RESPONSE_HEADERS_DROPPED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "x-request-id",
+]);
+
+const CONNECT_ERRORS = new Set([
+  "ECONNREFUSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+const CAPTURE_HEAD = 4096;
+const CAPTURE_TAIL = 8192;
+const DRAINING_BODY_LIMIT = 64 * 1024;
+
+export interface ProxyDependencies {
+  directory: UpstreamDirectory;
+  pools: UpstreamPools;
+  outliers: OutlierDetector;
+  load: LoadTracker;
+  waiter: ReadyWaiter;
+  probe: LivenessProbe;
+  metrics: GatewayMetrics;
+  options: ProxyOptions;
+  random: () => number;
+  now: () => number;
+  /** Told when a replica is ejected or a request retried, for logs. */
+  onEvent?: (event: ProxyEvent) => void;
+}
+
+export type ProxyEvent =
+  | {
+      type: "ejected";
+      requestId: string;
+      model: string;
+      upstream: string;
+      reason: EjectionReason;
+      until: number;
+    }
+  | {
+      type: "retry";
+      requestId: string;
+      model: string;
+      upstream: string;
+      reason: Failure["kind"];
+      message: string;
+    };
+
+export class UpstreamProxy {
+  private readonly sequences = new Map<string, number>();
+  private readonly rings = new Map<string, { key: string; ring: HashRing }>();
+
+  constructor(private readonly deps: ProxyDependencies) {}
+
+  /**
+   * Sends the request to a replica and streams the response into `res`. Throws a GatewayError (or
+   * the signal's reason) when no response was started, so the caller answers with one error shape.
+   */
+  async forward(request: ProxyRequest, res: ServerResponse): Promise<ProxyOutcome> {
+    const { options } = this.deps;
+    const tried = new Set<string>();
+    const upstreamHeaders = buildUpstreamHeaders(request);
+    let lastFailure: Failure | undefined;
+    let holds = 0;
+    for (let attempt = 1; attempt <= options.maxAttempts; ) {
+      if (request.signal.aborted) throw request.signal.reason;
+      const upstream = this.pick(request, tried);
+      if (!upstream) {
+        // Everything ready was tried: give up with the last failure. Nothing ready at all: hold.
+        if (tried.size > 0 || holds >= 3) break;
+        holds++;
+        await this.deps.waiter.wait(request.model, request.signal);
+        continue;
+      }
+      tried.add(upstream.id);
+      const result = await this.attempt(upstream, request, upstreamHeaders);
+      if (result.kind === "response") {
+        return this.respond(result.response, upstream, request, res, attempt);
+      }
+      lastFailure = result;
+      this.recordFailure(result, request);
+      attempt++;
+      if (attempt <= options.maxAttempts) {
+        this.deps.metrics.retries.inc({ model: request.model, reason: result.kind });
+        this.deps.onEvent?.({
+          type: "retry",
+          requestId: request.requestId,
+          model: request.model,
+          upstream: upstream.id,
+          reason: result.kind,
+          message: result.message,
+        });
+      }
+    }
+    if (lastFailure?.kind === "draining") {
+      // Nowhere else to go: the client gets the replica's own 503 (it carries BERTH_DRAINING).
+      return this.respondBuffered(lastFailure, request, res, tried.size);
+    }
+    if (lastFailure?.kind === "hung") {
+      throw new GatewayError(
+        "BERTH_UPSTREAM_TIMEOUT",
+        `replica ${lastFailure.upstream.id} of model "${request.model}" stopped answering and no other replica could take the request`,
+      );
+    }
+    if (lastFailure) {
+      throw new GatewayError(
+        "BERTH_UPSTREAM_UNAVAILABLE",
+        `no replica of model "${request.model}" could be reached (last: ${lastFailure.message})`,
+      );
+    }
+    throw new GatewayError("BERTH_NO_REPLICA", `model "${request.model}" has no ready replica`, {
+      retryAfterSeconds: 5,
+    });
+  }
+
+  private pick(request: ProxyRequest, tried: ReadonlySet<string>): Upstream | undefined {
+    const { directory, load, outliers, now, random } = this.deps;
+    const upstreams = directory.upstreams(request.model);
+    if (upstreams.length === 0) return undefined;
+    const at = now();
+    const candidates: Candidate[] = upstreams.map((upstream) => ({
+      id: upstream.id,
+      state: upstream.state,
+      inFlight: load.upstreamInFlight(request.model, upstream.id),
+      ejected: outliers.isEjected(upstream.id, at),
+    }));
+    const sequence = this.sequences.get(request.model) ?? 0;
+    const { strategy, prefixLength, loadFactor } = request.routing;
+    const prefix = strategy === "prefix-hash" ? request.summary.promptPrefix(prefixLength) : undefined;
+    const chosen = pickUpstream(candidates, {
+      strategy,
+      random,
+      sequence,
+      loadFactor,
+      exclude: tried,
+      ...(prefix === undefined ? {} : { prefix }),
+      ringOf: (ids) => this.ringOf(request.model, ids),
+    });
+    if (!chosen) return undefined;
+    this.sequences.set(request.model, sequence + 1);
+    return upstreams.find((upstream) => upstream.id === chosen.id);
+  }
+
+  private ringOf(model: string, ids: readonly string[]): HashRing {
+    const key = ids.join("\n");
+    const cached = this.rings.get(model);
+    if (cached?.key === key) return cached.ring;
+    const ring = buildHashRing(ids);
+    this.rings.set(model, { key, ring });
+    return ring;
+  }
+
+  /** One try on one replica, up to its response headers. */
+  private async attempt(
+    upstream: Upstream,
+    request: ProxyRequest,
+    headers: Record<string, string | string[]>,
+  ): Promise<AttemptResult> {
+    const { pools, load, probe, options } = this.deps;
+    const target = pools.target(upstream.url);
+    const attemptAbort = new AbortController();
+    const forwardAbort = () => attemptAbort.abort(request.signal.reason);
+    request.signal.addEventListener("abort", forwardAbort, { once: true });
+    let waitingForHeaders = true;
+    let stallTimer: NodeJS.Timeout | undefined;
+    // A replica that accepted the request but sends nothing may be slow (a long non-streaming
+    // generation answers only at its end) or hung: only a failed /healthz probe tells them apart.
+    const checkStall = async () => {
+      const alive = await probe.alive(upstream.url);
+      if (!waitingForHeaders) return;
+      if (alive) stallTimer = setTimeout(checkStall, options.stallProbeAfterMs);
+      else attemptAbort.abort(new HungUpstream());
+    };
+    stallTimer = setTimeout(checkStall, options.stallProbeAfterMs);
+    load.upstreamStarted(request.model, upstream.id);
+    const done = () => {
+      waitingForHeaders = false;
+      clearTimeout(stallTimer);
+      request.signal.removeEventListener("abort", forwardAbort);
+    };
+    try {
+      const response = await target.pool.request({
+        method: request.method as Dispatcher.HttpMethod,
+        path: target.basePath + request.path,
+        headers,
+        body: request.body ?? null,
+        signal: attemptAbort.signal,
+      });
+      waitingForHeaders = false;
+      clearTimeout(stallTimer);
+      if (response.statusCode === 503) {
+        done();
+        const body = await readLimited(response.body, DRAINING_BODY_LIMIT).catch(() => Buffer.alloc(0));
+        load.upstreamFinished(request.model, upstream.id);
+        return {
+          kind: "draining",
+          upstream,
+          message: `replica ${upstream.id} answered 503`,
+          status: response.statusCode,
+          headers: response.headers,
+          body,
+        };
+      }
+      // Still listening: a client that leaves or a deadline that passes must abort the body too.
+      response.body.once("close", () => request.signal.removeEventListener("abort", forwardAbort));
+      return { kind: "response", response };
+    } catch (error) {
+      done();
+      load.upstreamFinished(request.model, upstream.id);
+      if (request.signal.aborted) throw request.signal.reason;
+      if (attemptAbort.signal.reason instanceof HungUpstream) {
+        return { kind: "hung", upstream, message: `replica ${upstream.id} stopped answering` };
+      }
+      const code = (error as { code?: string }).code ?? "";
+      return {
+        kind: CONNECT_ERRORS.has(code) ? "refused" : "reset",
+        upstream,
+        message: `replica ${upstream.id}: ${code || (error as Error).message}`,
+      };
+    }
+  }
+
+  private recordFailure(failure: Failure, request: ProxyRequest): void {
+    const { outliers, metrics, now, options } = this.deps;
+    const code = failure.kind === "draining" ? String(failure.status) : failure.kind;
+    metrics.upstreamRequests.inc({ model: request.model, replica: failure.upstream.id, code });
+    // A reset connection (a keep-alive socket the replica closed) says nothing about the replica;
+    // a refused connection, a hang or a 503 does.
+    if (failure.kind === "reset") return;
+    const reason: EjectionReason = failure.kind;
+    const until = outliers.eject(
+      failure.upstream.id,
+      now(),
+      reason,
+      reason === "draining" ? options.drainingEjectionMs : undefined,
+    );
+    metrics.ejections.inc({ model: request.model, replica: failure.upstream.id, reason });
+    this.deps.onEvent?.({
+      type: "ejected",
+      requestId: request.requestId,
+      model: request.model,
+      upstream: failure.upstream.id,
+      reason,
+      until,
+    });
+  }
+
+  /** Streams the replica's response to the client with backpressure. Never retried from here on. */
+  private respond(
+    response: Dispatcher.ResponseData,
+    upstream: Upstream,
+    request: ProxyRequest,
+    res: ServerResponse,
+    attempts: number,
+  ): Promise<ProxyOutcome> {
+    const { load, outliers, metrics, now } = this.deps;
+    outliers.recordSuccess(upstream.id, now());
+    metrics.upstreamRequests.inc({
+      model: request.model,
+      replica: upstream.id,
+      code: String(response.statusCode),
+    });
+    res.writeHead(response.statusCode, responseHeaders(response.headers, request.requestId, upstream.id));
+    // A stream's headers go out now (Node would hold them until the first event), so a client sees
+    // the 200 while the replica still works on the first token. Other bodies go with their headers.
+    if (String(response.headers["content-type"] ?? "").startsWith("text/event-stream")) res.flushHeaders();
+    const body = response.body;
+    return new Promise<ProxyOutcome>((resolve) => {
+      let settled = false;
+      let firstByteAt: number | undefined;
+      let head = "";
+      let tail = "";
+      const finish = (truncated: boolean) => {
+        if (settled) return;
+        settled = true;
+        res.off("drain", onDrain);
+        res.off("close", onClose);
+        load.upstreamFinished(request.model, upstream.id);
+        resolve({
+          status: response.statusCode,
+          upstreamId: upstream.id,
+          attempts,
+          ...(firstByteAt === undefined ? {} : { firstByteAt }),
+          truncated,
+          ...(request.captureUsage ? { captured: `${head}\n${tail}` } : {}),
+        });
+      };
+      const onDrain = () => body.resume();
+      const onClose = () => {
+        if (res.writableFinished) return;
+        // The client left mid-response: stop reading, which aborts the replica's request.
+        body.destroy();
+        finish(true);
+      };
+      body.on("data", (chunk: Buffer) => {
+        firstByteAt ??= performance.now();
+        if (request.captureUsage) {
+          const text = chunk.toString("utf8");
+          if (head.length < CAPTURE_HEAD) head += text.slice(0, CAPTURE_HEAD - head.length);
+          tail = (tail + text).slice(-CAPTURE_TAIL);
+        }
+        if (!res.write(chunk)) body.pause();
+      });
+      body.once("end", () => {
+        res.end();
+        finish(false);
+      });
+      body.once("error", () => {
+        // The replica failed mid-response (or the request was aborted): the client sees a cut stream.
+        res.destroy();
+        finish(true);
+      });
+      res.on("drain", onDrain);
+      res.on("close", onClose);
+    });
+  }
+
+  private respondBuffered(
+    failure: Extract<Failure, { kind: "draining" }>,
+    request: ProxyRequest,
+    res: ServerResponse,
+    attempts: number,
+  ): ProxyOutcome {
+    const headers = responseHeaders(failure.headers, request.requestId, failure.upstream.id);
+    headers["content-length"] = String(failure.body.length);
+    res.writeHead(failure.status, headers);
+    res.end(failure.body);
+    return { status: failure.status, upstreamId: failure.upstream.id, attempts, truncated: false };
+  }
+}
+
+/** Marks an attempt aborted because its replica failed the liveness probe. */
+class HungUpstream extends Error {
+  constructor() {
+    super("replica stopped answering");
+  }
+}
+
+function buildUpstreamHeaders(request: ProxyRequest): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || REQUEST_HEADERS_DROPPED.has(name)) continue;
+    headers[name] = value;
+  }
+  headers["x-request-id"] = request.requestId;
+  const forwardedFor = request.headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = forwardedFor ? `${forwardedFor}, ${request.clientIp}` : request.clientIp;
+  if (request.body) headers["content-length"] = String(request.body.length);
+  return headers;
+}
+
+function responseHeaders(
+  upstreamHeaders: IncomingHttpHeaders,
+  requestId: string,
+  upstreamId: string,
+): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(upstreamHeaders)) {
+    if (value === undefined || RESPONSE_HEADERS_DROPPED.has(name)) continue;
+    headers[name] = value;
+  }
+  headers["x-request-id"] = requestId;
+  headers["x-berth-replica"] = upstreamId;
+  return headers;
+}
+
+async function readLimited(body: Dispatcher.ResponseData["body"], limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > limit) {
+      body.destroy();
+      break;
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
