@@ -310,8 +310,10 @@ function modelFetchContainer(context: RenderContext, modelPath: string): IContai
     command: ["berth"],
     args: ["model", "pull", spec.model.source, "--output", modelPath],
     env: [{ name: "BERTH_HOME", value: `${MODEL_MOUNT}/.berth` }],
+    // The server's own requests: an init container's count toward the pod's footprint, so asking for
+    // no more than the server keeps what the scheduler reserves equal to the spec's resources.
     resources: {
-      requests: { cpu: "500m", memory: "512Mi" },
+      requests: { cpu: spec.resources.cpu, memory: spec.resources.memory },
       limits: { cpu: spec.resources.cpu, memory: spec.resources.memory },
     },
     securityContext: containerSecurityContext(),

@@ -123,7 +123,11 @@ export async function waitForRollouts(
       ),
     );
   } catch (error) {
-    if (!controller.signal.aborted || error instanceof K8sError) throw error;
+    if (!controller.signal.aborted || error instanceof K8sError) {
+      // Stop the other namespaces' watches: the deploy has failed.
+      controller.abort();
+      throw error;
+    }
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onOuterAbort);
