@@ -15,6 +15,13 @@ const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
   () => import("./delete.js"),
   () => import("./k8s.js"),
   () => import("./model.js"),
+  () => import("./up.js"),
+  () => import("./status.js"),
+  () => import("./events.js"),
+  () => import("./logs.js"),
+  () => import("./scale.js"),
+  () => import("./apply.js"),
+  () => import("./down.js"),
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -232,7 +232,7 @@ function decide(input: AutoscalerInput): AutoscalerDecision {
     return result(
       desired,
       "panic",
-      `panic: ${round(panicInFlight)} in flight over ${policy.panicWindow} ms ≥ ${policy.panicThreshold} × ${capacityReplicas} × ${target}`,
+      `${round(panicInFlight)} in flight over ${policy.panicWindow} ms ≥ ${policy.panicThreshold} × ${capacityReplicas} × ${target}`,
       state,
     );
   }

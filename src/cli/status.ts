@@ -1,0 +1,82 @@
+// `berth status`: the models a running `berth up` serves, desired vs actual replicas, and each
+// replica's state, port, pid, in-flight requests, restarts and uptime.
+import type { Command } from "commander";
+import { adminCall } from "../control/admin-client.js";
+import { type UpStatus, upStatusSchema } from "../control/admin-protocol.js";
+import { formatUptime, table, withAdmin } from "./admin.js";
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description("models and replicas of the running berth up: desired vs actual, state, port, pid, load")
+    .option("--json", "print the status as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const status = await withAdmin((socket) => adminCall(socket, upStatusSchema, "GET", "/v1/status"));
+      process.stdout.write(
+        options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, Date.now()),
+      );
+    });
+}
+
+export function formatStatus(status: UpStatus, now: number): string {
+  const lines = [
+    `gateway ${status.gatewayUrl}  (berth up pid ${status.pid}, up ${formatUptime(now - status.startedAt)}, ${status.runtime} runtime)`,
+    `spec    ${status.specFile}`,
+    "",
+  ];
+  const rows = [
+    ["MODEL", "SERVED AS", "GEN", "DESIRED", "READY", "ACTUAL", "MIN..MAX", "FLOOR", "IN-FLIGHT", "NOTE"],
+  ];
+  for (const model of status.models) {
+    const notes = [
+      model.autoscaling.enabled ? "" : "autoscaling off",
+      model.autoscaling.panicking ? "panic" : "",
+      model.rollout ? `rolling to gen ${model.rollout.toGeneration}` : "",
+      model.autoscaling.lastDecision ? `autoscaler: ${model.autoscaling.lastDecision.reason}` : "",
+    ].filter((note) => note.length > 0);
+    rows.push([
+      model.name,
+      model.servedName,
+      String(model.generation),
+      String(model.desired),
+      String(model.ready),
+      String(model.actual),
+      `${model.min}..${model.max}`,
+      model.manualFloor === undefined ? "-" : String(model.manualFloor),
+      String(model.inFlight),
+      notes.join(", "),
+    ]);
+  }
+  lines.push(table(rows), "");
+  for (const model of status.models) {
+    if (model.replicas.length === 0) {
+      lines.push(`${model.name}: no replicas`, "");
+      continue;
+    }
+    const replicaRows = [
+      ["REPLICA", "STATE", "GEN", "PORT", "PID", "IN-FLIGHT", "RESTARTS", "UPTIME", "MESSAGE"],
+    ];
+    for (const replica of model.replicas) {
+      replicaRows.push([
+        replica.id,
+        replica.state,
+        String(replica.generation),
+        replica.port === undefined ? "-" : String(replica.port),
+        replica.pid === undefined ? "-" : String(replica.pid),
+        String(replica.inFlight),
+        String(replica.restarts),
+        replica.uptimeMs > 0 ? formatUptime(replica.uptimeMs) : "-",
+        replica.message ?? "",
+      ]);
+    }
+    lines.push(table(replicaRows));
+    for (const replica of model.replicas) {
+      if (replica.lastLogLines && replica.lastLogLines.length > 0) {
+        lines.push(`  ${replica.id} is crash-looping; its last log lines:`);
+        for (const line of replica.lastLogLines) lines.push(`    ${line}`);
+      }
+    }
+    lines.push("");
+  }
+  return `${lines.join("\n")}`;
+}

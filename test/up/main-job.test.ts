@@ -1,0 +1,55 @@
+// The main job (`npm start`): examples/local/berth.yaml comes up with two replicas of the tiny
+// model, serves the OpenAI API and the seed's /generate through the gateway, and `berth down`
+// stops it with nothing left behind.
+
+import { readFileSync } from "node:fs";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alive, type BerthUp, startBerthUp, waitFor } from "./harness.js";
+
+describe.sequential("berth up -f examples/local/berth.yaml", () => {
+  let up: BerthUp;
+
+  beforeAll(async () => {
+    up = await startBerthUp(readFileSync("examples/local/berth.yaml", "utf8"));
+  }, 180_000);
+
+  afterAll(async () => {
+    await up?.cleanup();
+  }, 120_000);
+
+  it("starts two replicas, autoscaled 1..4, and serves the OpenAI API and /generate", async () => {
+    await waitFor(
+      "the ready line",
+      async () => (up.stdout().includes("tiny-gpt2 ready (2 replicas)") ? true : undefined),
+      120_000,
+    );
+    const status = await up.status();
+    expect(status.models[0]).toMatchObject({ name: "tiny-gpt2", min: 1, max: 4, ready: 2 });
+
+    const client = new OpenAI({ baseURL: `${up.url}/v1`, apiKey: "unused-on-loopback", maxRetries: 0 });
+    const chat = await client.chat.completions.create({
+      model: "tiny-gpt2",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 8,
+    });
+    expect(chat.choices[0]?.message.content?.length).toBeGreaterThan(0);
+
+    const form = new FormData();
+    form.set("text", "Hello");
+    const generated = await fetch(`${up.url}/generate`, { method: "POST", body: form });
+    expect(generated.status).toBe(200);
+    const body = (await generated.json()) as { generated_text?: string };
+    expect(body.generated_text?.startsWith("Hello")).toBe(true);
+  });
+
+  it("stops on berth down", async () => {
+    const pids = [...up.seenPids];
+    const down = await up.berth(["down"]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toMatch(/stopped/);
+    const code = await waitFor("berth up to exit", async () => up.child.exitCode ?? undefined, 10_000);
+    expect(code).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+  });
+});
