@@ -70,6 +70,10 @@ export function register(program: Command): void {
         );
         return;
       }
-      process.stdout.write(objects.map((object) => stringify(object, { lineWidth: 0 })).join("---\n"));
+      process.stdout.write(
+        objects
+          .map((object) => stringify(object, { lineWidth: 0, aliasDuplicateObjects: false }))
+          .join("---\n"),
+      );
     });
 }

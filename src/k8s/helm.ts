@@ -152,7 +152,7 @@ function template(modelName: string, object: KubeObject): string {
     expressions.push(hole.quote ? `{{ ${hole.value} | quote }}` : `{{ ${hole.value} }}`);
   }
   // Text that happens to contain "{{" (the spec in the ConfigMap, annotations) must stay literal.
-  let text = stringify(copy, { lineWidth: 0 }).replaceAll("{{", '{{ "{{" }}');
+  let text = stringify(copy, { lineWidth: 0, aliasDuplicateObjects: false }).replaceAll("{{", '{{ "{{" }}');
   text = text.replace(/__BERTH_HELM_(\d+)__/g, (_match, index: string) => expressions[Number(index)] ?? "");
   const header = `{{- $m := index .Values.models ${JSON.stringify(modelName)} }}\n`;
   const toggle = TOGGLES[object.kind];

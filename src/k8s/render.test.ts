@@ -462,3 +462,13 @@ spec:
     ).toThrow(/spec\.kubernetes\.autoscalingMetric/);
   });
 });
+
+describe("rendered objects", () => {
+  it("share no references, so YAML output has no anchors and callers may edit one object alone", () => {
+    const objects = renderDeployment(FULL);
+    const [first, second] = objects;
+    if (!first?.metadata.labels || !second) throw new Error("expected objects");
+    first.metadata.labels.extra = "x";
+    expect(second.metadata.labels?.extra).toBeUndefined();
+  });
+});

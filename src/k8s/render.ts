@@ -77,7 +77,9 @@ export function renderDeployment(deployment: ModelDeployment, options: RenderOpt
   if (deployment.spec.kubernetes.networkPolicy) objects.push(networkPolicy(context));
   if (deployment.spec.ingress) objects.push(ingress(context, deployment.spec.ingress));
   if (deployment.spec.kubernetes.serviceMonitor) objects.push(serviceMonitor(context));
-  return objects;
+  // Objects share label maps while being built; callers get independent trees (and YAML without aliases).
+  // A JSON round trip, not structuredClone, which would keep the sharing.
+  return JSON.parse(JSON.stringify(objects)) as KubeObject[];
 }
 
 /** The namespace objects go to: the flag, then the spec, then none (the kube context decides). */
