@@ -19,11 +19,14 @@ export interface SpecOptions {
   autoscaling?: string;
   parallel?: number;
   contextSize?: number;
+  /** More spec fields, indented two spaces (under spec:). */
+  extra?: string;
 }
 
 /** A test spec: the tiny Q8_0 model, one thread per replica, small slot counts. */
 export function specText(options: SpecOptions): string {
-  return `apiVersion: berth.dev/v1alpha1
+  return `---
+apiVersion: berth.dev/v1alpha1
 kind: ModelDeployment
 metadata:
   name: ${options.name ?? "tiny"}
@@ -37,7 +40,7 @@ spec:
   replicas: ${options.replicas}
   autoscaling: ${options.autoscaling ?? "{ enabled: false }"}
   resources: { cpu: "1", memory: 1Gi }
-`;
+${options.extra ?? ""}`;
 }
 
 export interface CommandResult {
@@ -77,11 +80,15 @@ export async function prepareHome(): Promise<string> {
   return home;
 }
 
-export async function startBerthUp(spec: string, extraArgs: string[] = []): Promise<BerthUp> {
+export async function startBerthUp(
+  spec: string,
+  extraArgs: string[] = [],
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<BerthUp> {
   const home = await prepareHome();
   const specPath = join(home, "berth.yaml");
   writeFileSync(specPath, spec);
-  const env = { ...process.env, BERTH_HOME: home };
+  const env = { ...process.env, ...extraEnv, BERTH_HOME: home };
   const child = spawn(process.execPath, [BERTH, "up", "-f", specPath, "--port", "0", ...extraArgs], {
     cwd: process.cwd(),
     env,

@@ -2,7 +2,7 @@
 // model, serves the OpenAI API and the seed's /generate through the gateway, and `berth down`
 // stops it with nothing left behind.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alive, type BerthUp, startBerthUp, waitFor } from "./harness.js";
@@ -11,7 +11,7 @@ describe.sequential("berth up -f examples/local/berth.yaml", () => {
   let up: BerthUp;
 
   beforeAll(async () => {
-    up = await startBerthUp(readFileSync("examples/local/berth.yaml", "utf8"));
+    up = await startBerthUp(readFileSync("examples/local/berth.yaml", "utf8"), ["--watch"]);
   }, 180_000);
 
   afterAll(async () => {
@@ -41,6 +41,26 @@ describe.sequential("berth up -f examples/local/berth.yaml", () => {
     expect(generated.status).toBe(200);
     const body = (await generated.json()) as { generated_text?: string };
     expect(body.generated_text?.startsWith("Hello")).toBe(true);
+  });
+
+  it("with --watch, rolls out an edited spec file and ignores a broken one", async () => {
+    const original = readFileSync(up.specPath, "utf8");
+    writeFileSync(up.specPath, original.replace("parallel: 8", "parallel: [8]"));
+    await waitFor("the broken edit to be reported", async () =>
+      up.stderr().includes("spec change not applied") ? true : undefined,
+    );
+    expect((await up.status()).models[0]?.generation).toBe(1);
+
+    writeFileSync(up.specPath, original.replace("parallel: 8", "parallel: 4"));
+    const rolled = await up.waitForStatus(
+      "both replicas at generation 2",
+      (status) =>
+        status.models[0]?.generation === 2 &&
+        status.models[0].replicas.length === 2 &&
+        status.models[0].replicas.every((replica) => replica.generation === 2 && replica.state === "ready"),
+      150_000,
+    );
+    expect(rolled.models[0]?.ready).toBe(2);
   });
 
   it("stops on berth down", async () => {
