@@ -83,15 +83,43 @@ export async function chatRendererFor(
   }
 }
 
-/** Tokenizes rendered pieces: special-token parsing only for template text, BOS only once at the start. */
+function sameTokens(left: readonly number[], right: readonly number[]): boolean {
+  return left.length === right.length && left.every((token, index) => token === right[index]);
+}
+
+/**
+ * Tokenizes rendered pieces as one text with special-token parsing, as llama.cpp's server does, so
+ * BPE merges across template/message boundaries stay as the model saw them in training. The one
+ * exception: a message whose own text would parse into special tokens (a user typing
+ * "<|im_end|>") is tokenized on its own, as plain text, so users cannot forge turns.
+ */
 export function tokenizePieces(engine: Engine, pieces: readonly PromptPiece[]): number[] {
+  const segments: PromptPiece[] = [];
+  let merged = "";
+  for (const piece of pieces) {
+    const forgesSpecialTokens =
+      !piece.special &&
+      !sameTokens(
+        engine.tokenize(piece.text, { special: true }),
+        engine.tokenize(piece.text, { special: false }),
+      );
+    if (!forgesSpecialTokens) {
+      merged += piece.text;
+      continue;
+    }
+    if (merged.length > 0) segments.push({ text: merged, special: true });
+    segments.push(piece);
+    merged = "";
+  }
+  if (merged.length > 0) segments.push({ text: merged, special: true });
+
+  // tokenize() adds BOS when the model wants it: keep it once, at the start.
   const bosPrefix = engine.tokenize("");
   const tokens = [...bosPrefix];
-  for (const piece of pieces) {
-    if (piece.text.length === 0) continue;
-    const pieceTokens = engine.tokenize(piece.text, { special: piece.special });
-    const skip = bosPrefix.length > 0 && pieceTokens[0] === bosPrefix[0] ? 1 : 0;
-    for (let index = skip; index < pieceTokens.length; index++) tokens.push(pieceTokens[index]!);
+  for (const segment of segments) {
+    const segmentTokens = engine.tokenize(segment.text, { special: segment.special });
+    const skip = bosPrefix.length > 0 && segmentTokens[0] === bosPrefix[0] ? 1 : 0;
+    for (let index = skip; index < segmentTokens.length; index++) tokens.push(segmentTokens[index]!);
   }
   return tokens;
 }
