@@ -4,6 +4,7 @@
 
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryEngine } from "../../test/support/memory-engine.js";
@@ -522,4 +523,50 @@ describe("client disconnect (real sockets)", () => {
       'berth_requests_total{model="memory-model",route="/v1/completions",code="499"} 2',
     );
   });
+});
+
+describe("request logs", () => {
+  function capturingLogger(lines: Array<Record<string, unknown>>) {
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split("\n")) if (line.length > 0) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    return createLogger({ level: "info" }, destination);
+  }
+
+  it.each([
+    { logPrompts: false, expectPrompt: undefined, expectCompletion: undefined },
+    { logPrompts: true, expectPrompt: "secret prompt", expectCompletion: " and" },
+  ])(
+    "writes one line per request with ids, tokens and timings; prompts only with logPrompts=$logPrompts",
+    async (testCase) => {
+      const lines: Array<Record<string, unknown>> = [];
+      const app = await appWith(new MemoryEngine(), {
+        logger: capturingLogger(lines),
+        logPrompts: testCase.logPrompts,
+      });
+      await app.inject({
+        method: "POST",
+        url: "/v1/completions",
+        headers: { "x-request-id": "req-42" },
+        payload: { model: "memory-model", prompt: "secret prompt", max_tokens: 4 },
+      });
+      const line = lines.find((entry) => entry.msg === "request completed");
+      expect(line).toMatchObject({
+        reqId: "req-42",
+        model: "memory-model",
+        route: "/v1/completions",
+        status: 200,
+        promptTokens: 13,
+        completionTokens: 4,
+        finishReason: "length",
+      });
+      expect(typeof line?.durationMs).toBe("number");
+      expect(line?.prompt).toBe(testCase.expectPrompt);
+      expect(line?.completion).toBe(testCase.expectCompletion);
+      if (!testCase.logPrompts) expect(JSON.stringify(lines)).not.toContain("secret");
+    },
+  );
 });
