@@ -9,6 +9,9 @@ import { buildServerApp } from "./app.js";
 import { HttpError } from "./errors.js";
 import { ServerLifecycle } from "./lifecycle.js";
 
+/** After the grace period, how long cancelled requests get to send their error before their sockets close. */
+const CANCELLED_RESPONSE_GRACE_MS = 5000;
+
 export interface EngineSettings {
   modelPath: string;
   modelId?: string;
@@ -103,12 +106,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       logger.info({ inFlight: lifecycle.inFlight, gracePeriodMs: options.gracePeriodMs }, "draining");
       // Stops accepting connections now; resolves once every open connection has closed.
       const serverClosed = app.close();
+      let lastResort: NodeJS.Timeout | undefined;
       const grace = setTimeout(() => {
         logger.warn({ inFlight: lifecycle.inFlight }, "grace period over; cancelling in-flight requests");
         cancelInFlight();
+        // A cancelled stream whose client stopped reading never finishes its response: close its socket.
+        lastResort = setTimeout(() => app.server.closeAllConnections(), CANCELLED_RESPONSE_GRACE_MS);
       }, options.gracePeriodMs);
       await lifecycle.whenIdle();
       clearTimeout(grace);
+      clearTimeout(lastResort);
       // What is left are idle keep-alive connections: their clients get a clean close.
       app.server.closeAllConnections();
       await serverClosed;
