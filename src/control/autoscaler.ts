@@ -248,7 +248,7 @@ function decide(input: AutoscalerInput): AutoscalerDecision {
     return result(
       desired,
       "scale-down",
-      `${current} → ${desired}: ${round(stableInFlight)} in flight for ${policy.scaleDownDelay} ms`,
+      `${current} → ${desired}: ${round(stableInFlight)} in flight on average, lower for ${policy.scaleDownDelay} ms`,
       state,
     );
   }

@@ -41,6 +41,15 @@ describe.sequential("berth up -f examples/local/berth.yaml", () => {
     expect(generated.status).toBe(200);
     const body = (await generated.json()) as { generated_text?: string };
     expect(body.generated_text?.startsWith("Hello")).toBe(true);
+
+    const metrics = await (await fetch(`${up.url}/metrics`)).text();
+    expect(metrics).toContain('berth_autoscaler_desired_replicas{model="tiny-gpt2"} 2');
+  });
+
+  it("refuses a second berth up for the same BERTH_HOME", async () => {
+    const second = await up.berth(["up", "-f", up.specPath, "--port", "0"]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain("berth up is already running");
   });
 
   it("with --watch, rolls out an edited spec file and ignores a broken one", async () => {

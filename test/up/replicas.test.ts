@@ -1,6 +1,7 @@
 // Acceptance 1, 2 and 8 of `berth up` with real processes: a replica SIGKILLed under load (zero
 // failed requests, replaced), a rolling update under load (zero failed, new replicas run the new
 // spec), the day-two commands, and SIGTERM leaving no process behind.
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,10 +131,32 @@ describe.sequential("berth up: replicas under load", () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/tiny\s+tiny\s+2\s+2\s+2\s+2\s+2\.\.2/);
 
+    // `logs -f` follows replicas that appear after it started, too.
+    const existing = new Set((await up.status()).models[0]?.replicas.map((replica) => replica.id));
+    const follow = spawn(process.execPath, ["bin/berth.js", "logs", "tiny", "-f", "--tail", "0"], {
+      env: { ...process.env, BERTH_HOME: up.home },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let followed = "";
+    follow.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      followed += chunk;
+    });
     const scaled = await up.berth(["scale", "tiny", "3"]);
     expect(scaled.code, scaled.stderr).toBe(0);
     const three = await up.waitForStatus("three ready replicas", (status) => status.models[0]?.ready === 3);
     expect(three.models[0]).toMatchObject({ manualFloor: 3, desired: 3, min: 3 });
+    const added = three.models[0]?.replicas.find((replica) => !existing.has(replica.id));
+    if (!added) throw new Error("no new replica");
+    await waitFor("the new replica's ready line in the followed logs", async () =>
+      followed.split("\n").some((line) => line.startsWith(`[${added.id}] `) && line.includes('"msg":"ready"'))
+        ? true
+        : undefined,
+    );
+    follow.kill("SIGINT");
+    const followExit = await new Promise<number | null>((resolve) =>
+      follow.once("exit", (code) => resolve(code)),
+    );
+    expect(followExit).toBe(0);
     const auto = await up.berth(["scale", "tiny", "auto"]);
     expect(auto.code, auto.stderr).toBe(0);
     const two = await up.waitForStatus(
