@@ -47,6 +47,12 @@ export function register(program: Command): void {
           throw new CliError(error.message, EXIT_USAGE);
         }
         if (error instanceof UpError) throw new CliError(error.message, EXIT_FAILURE);
+        if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+          throw new CliError(
+            `${options.host}:${port} is already in use (--port picks another)`,
+            EXIT_FAILURE,
+          );
+        }
         throw error;
       }
       process.stdout.write(`berth up: gateway on ${handle.gatewayUrl}\n`);
