@@ -14,7 +14,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   const modelPath = await ensureTinyModel({ shape: "tiny", dtype: "f16" });
-  server = await startServe(["--model", modelPath, "--model-id", MODEL, "--parallel", "4"]);
+  server = await startServe(["--model", modelPath, "--model-id", MODEL, "--parallel", "8"]);
   // maxRetries 0: a 429 or 5xx must surface, not be retried away.
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
 });
@@ -159,6 +159,30 @@ describe("the openai client against berth serve", () => {
   it("lists the served model", async () => {
     const models = await client.models.list();
     expect(models.data.map((model) => model.id)).toEqual([MODEL]);
+  });
+});
+
+describe("batching, seen in the metrics", () => {
+  it("decodes 8 concurrent requests together: the batch-size histogram has decodes of more than one sequence", async () => {
+    const sample = (name: string) => metricValue(server.url, name);
+    const singleBefore = await sample(`berth_batch_size_bucket{le="1",model="${MODEL}"}`);
+    const allBefore = await sample(`berth_batch_size_count{model="${MODEL}"}`);
+    const completions = await Promise.all(
+      Array.from({ length: 8 }, (_, index) =>
+        client.completions.create({
+          model: MODEL,
+          prompt: `Story ${index}:`,
+          max_tokens: 8,
+          ignore_eos: true,
+        } as OpenAI.CompletionCreateParamsNonStreaming),
+      ),
+    );
+    for (const completion of completions) expect(completion.usage?.completion_tokens).toBe(8);
+    const multiSequenceDecodes =
+      (await sample(`berth_batch_size_count{model="${MODEL}"}`)) -
+      allBefore -
+      ((await sample(`berth_batch_size_bucket{le="1",model="${MODEL}"}`)) - singleBefore);
+    expect(multiSequenceDecodes).toBeGreaterThan(0);
   });
 });
 
