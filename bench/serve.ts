@@ -21,6 +21,8 @@ type SystemName = (typeof SYSTEMS)[number];
 
 interface BenchConfig {
   smoke: boolean;
+  /** Which systems to run (`--systems=bare,berth`); all three by default. */
+  systems: SystemName[];
   shape: TinyShapeName;
   dtype: TinyDtype;
   maxTokens: number;
@@ -482,11 +484,13 @@ interface TargetCheck {
 function configFrom(argv: string[]): BenchConfig {
   const smoke = argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
   const listed = argv.find((arg) => arg.startsWith("--concurrency="))?.split("=")[1];
+  const systems = argv.find((arg) => arg.startsWith("--systems="))?.split("=")[1];
   // Smoke runs on CI machines shared with other jobs: one thread avoids OpenMP barriers waiting on
   // the scheduler, which make a busy 2-core machine 10x slower. Full runs use the physical cores.
   const threads = Number(process.env.BENCH_THREADS ?? (smoke ? 1 : physicalCores()));
   return {
     smoke,
+    systems: systems ? SYSTEMS.filter((system) => systems.split(",").includes(system)) : [...SYSTEMS],
     shape: smoke ? "tiny" : "gpt2-124m",
     dtype: "q8_0",
     maxTokens: smoke ? 16 : 128,
@@ -513,6 +517,30 @@ function physicalCores(): number {
   }
 }
 
+async function runSystem(
+  system: SystemName,
+  config: BenchConfig,
+  modelPath: string,
+  concurrency: number,
+  available: { llamaServer: string | undefined; berthUnavailable: string | undefined },
+): Promise<RunOutcome> {
+  if (system === "bare") return runBare(config, modelPath, concurrency);
+  const port = await freePort();
+  if (system === "berth") {
+    if (available.berthUnavailable) return { system, concurrency, unavailable: available.berthUnavailable };
+    return runHttp(system, berthTarget(config, modelPath, port, concurrency), port, config, concurrency);
+  }
+  if (!available.llamaServer) {
+    return {
+      system,
+      concurrency,
+      unavailable: "not built (scripts/build-llama-server.sh, or set LLAMA_SERVER)",
+    };
+  }
+  const target = llamaServerTarget(available.llamaServer, config, modelPath, port, concurrency);
+  return runHttp(system, target, port, config, concurrency);
+}
+
 async function main(argv: string[]): Promise<void> {
   const workerAt = argv.indexOf("--bare-worker");
   if (workerAt !== -1) {
@@ -535,33 +563,10 @@ async function main(argv: string[]): Promise<void> {
 
   const outcomes: RunOutcome[] = [];
   for (const concurrency of config.concurrency) {
-    console.error(`  c=${concurrency}: bare engine`);
-    outcomes.push(await runBare(config, modelPath, concurrency));
-    console.error(`  c=${concurrency}: berth serve`);
-    if (berthUnavailable) outcomes.push({ system: "berth", concurrency, unavailable: berthUnavailable });
-    else {
-      const port = await freePort();
+    for (const system of config.systems) {
+      console.error(`  c=${concurrency}: ${system}`);
       outcomes.push(
-        await runHttp("berth", berthTarget(config, modelPath, port, concurrency), port, config, concurrency),
-      );
-    }
-    console.error(`  c=${concurrency}: llama-server`);
-    if (!llamaServer) {
-      outcomes.push({
-        system: "llama-server",
-        concurrency,
-        unavailable: "not built (scripts/build-llama-server.sh, or set LLAMA_SERVER)",
-      });
-    } else {
-      const port = await freePort();
-      outcomes.push(
-        await runHttp(
-          "llama-server",
-          llamaServerTarget(llamaServer, config, modelPath, port, concurrency),
-          port,
-          config,
-          concurrency,
-        ),
+        await runSystem(system, config, modelPath, concurrency, { llamaServer, berthUnavailable }),
       );
     }
   }
