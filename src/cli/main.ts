@@ -15,6 +15,7 @@ const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
   () => import("./delete.js"),
   () => import("./k8s.js"),
   () => import("./model.js"),
+  () => import("./build.js"),
   () => import("./serve.js"),
   () => import("./up.js"),
   () => import("./status.js"),
