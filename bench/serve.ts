@@ -21,6 +21,8 @@ type SystemName = (typeof SYSTEMS)[number];
 
 interface BenchConfig {
   smoke: boolean;
+  /** Rounds per concurrency (`--repeat=N`); the median round per system is reported. */
+  repeat: number;
   /** Which systems to run (`--systems=bare,berth`); all three by default. */
   systems: SystemName[];
   shape: TinyShapeName;
@@ -408,6 +410,11 @@ function berthServeAvailable(): string | undefined {
 
 // ---------- report ----------
 
+function medianRound(rounds: RunOutcome[]): RunOutcome {
+  const measured = rounds.filter(isResult).sort((a, b) => a.tokensPerSecond - b.tokensPerSecond);
+  return measured[Math.floor((measured.length - 1) / 2)] ?? rounds[0]!;
+}
+
 function isResult(outcome: RunOutcome | undefined): outcome is RunResult {
   return outcome !== undefined && "tokensPerSecond" in outcome;
 }
@@ -426,7 +433,8 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
     outcomes.find((outcome) => outcome.system === system && outcome.concurrency === concurrency);
   const lines = [
     `Model ${config.shape} ${config.dtype}, ${config.maxTokens} new tokens (greedy, ignore_eos), ${config.threads} threads, ` +
-      `${config.contextPerSequence} tokens of context per slot, slots = concurrency.`,
+      `${config.contextPerSequence} tokens of context per slot, slots = concurrency` +
+      (config.repeat > 1 ? `, median of ${config.repeat} alternating rounds.` : "."),
     "",
     "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | ×bare | ×llama-server |",
     "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
@@ -485,11 +493,13 @@ function configFrom(argv: string[]): BenchConfig {
   const smoke = argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
   const listed = argv.find((arg) => arg.startsWith("--concurrency="))?.split("=")[1];
   const systems = argv.find((arg) => arg.startsWith("--systems="))?.split("=")[1];
+  const repeat = Number(argv.find((arg) => arg.startsWith("--repeat="))?.split("=")[1] ?? 1);
   // Smoke runs on CI machines shared with other jobs: one thread avoids OpenMP barriers waiting on
   // the scheduler, which make a busy 2-core machine 10x slower. Full runs use the physical cores.
   const threads = Number(process.env.BENCH_THREADS ?? (smoke ? 1 : physicalCores()));
   return {
     smoke,
+    repeat: Number.isInteger(repeat) && repeat > 0 ? repeat : 1,
     systems: systems ? SYSTEMS.filter((system) => systems.split(",").includes(system)) : [...SYSTEMS],
     shape: smoke ? "tiny" : "gpt2-124m",
     dtype: "q8_0",
@@ -562,13 +572,22 @@ async function main(argv: string[]): Promise<void> {
   const loadBefore = loadavg();
 
   const outcomes: RunOutcome[] = [];
+  const allRuns: RunOutcome[] = [];
   for (const concurrency of config.concurrency) {
-    for (const system of config.systems) {
-      console.error(`  c=${concurrency}: ${system}`);
-      outcomes.push(
-        await runSystem(system, config, modelPath, concurrency, { llamaServer, berthUnavailable }),
-      );
+    // Rounds alternate the systems, so a burst of load from elsewhere hits them alike; each system's
+    // median round (by tok/s) is reported, every round is kept in the JSON.
+    const rounds: RunOutcome[] = [];
+    for (let round = 1; round <= config.repeat; round++) {
+      for (const system of config.systems) {
+        console.error(`  c=${concurrency}: ${system}${config.repeat > 1 ? ` (round ${round})` : ""}`);
+        rounds.push(
+          await runSystem(system, config, modelPath, concurrency, { llamaServer, berthUnavailable }),
+        );
+      }
     }
+    allRuns.push(...rounds);
+    for (const system of config.systems)
+      outcomes.push(medianRound(rounds.filter((run) => run.system === system)));
   }
 
   const { table, targets } = markdown(config, outcomes);
@@ -594,6 +613,7 @@ async function main(argv: string[]): Promise<void> {
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, load },
         llamaServer: llamaServer ?? null,
         results: outcomes,
+        rounds: allRuns,
         targets,
       },
       null,
