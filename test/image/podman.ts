@@ -59,7 +59,9 @@ export async function runOk(
 ): Promise<string> {
   const result = await run(command, args, options);
   if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${result.code}:\n${result.stderr.slice(-4000)}`);
+    throw new Error(
+      `${command} ${args.join(" ")} exited ${result.code}:\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`,
+    );
   }
   return result.stdout;
 }
