@@ -29,15 +29,25 @@ kwok_stage_dirs=(node/fast node/heartbeat-with-lease pod/fast)
 
 log() { echo "k8s-testenv: $*" >&2; }
 
-warm=1
-for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || warm=0; done
-[ -f "$bin/kwok-stages.yaml" ] || warm=0
-[ "$(cat "$bin/VERSIONS" 2>/dev/null || true)" = "$stamp" ] || warm=0
-if [ "$warm" = 1 ]; then echo "$bin"; exit 0; fi
+is_warm() {
+  for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  [ -f "$bin/kwok-stages.yaml" ] && [ "$(cat "$bin/VERSIONS" 2>/dev/null || true)" = "$stamp" ]
+}
+if is_warm; then echo "$bin"; exit 0; fi
+
+# Two runs at once (two test suites on a cold machine) would share one work dir: the second waits, then
+# finds the cache warm.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  log "another build of $K8S_VERSION is running; waiting for it"
+  flock 9
+fi
+if is_warm; then echo "$bin"; exit 0; fi
 
 command -v go >/dev/null || { log "Go is required to build the Kubernetes test binaries (none cached in $bin)"; exit 1; }
 log "$(go version); GOPROXY=$(go env GOPROXY)"
-log "building $stamp into $bin (cold: tens of minutes on 2 cores)"
+log "building $stamp into $bin (cold: about 15 CPU-minutes; 40 minutes on a busy 2-core machine)"
 started=$(date +%s)
 
 mkdir -p "$bin"
@@ -96,11 +106,12 @@ import (
 EOF
 cd "$k8s_work"
 log "resolving modules"
+# -e: tidy also walks the tests of every dependency; a problem there does not concern our build, which
+# fails loudly on its own if a package we need is missing.
 GOFLAGS="$GOFLAGS -mod=mod" go mod tidy -e >&2
 resolved_etcd=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 [ "$resolved_etcd" = "$ETCD_VERSION" ] || { log "etcd resolved to $resolved_etcd, expected $ETCD_VERSION"; exit 1; }
 
-# One `go build` for all of them so shared packages compile once; nice because the machine is shared.
 # Stamp the release version as Kubernetes' own build does (hack/lib/version.sh); otherwise /version says
 # v0.0.0-master and version checks in clients (Helm's kubeVersion, kubectl's skew warning) misfire.
 k8s_minor=${K8S_VERSION#v1.}
@@ -111,13 +122,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
   k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${k8s_date:-1970-01-01T00:00:00Z}"
 done
-log "compiling kube-apiserver kube-controller-manager kube-scheduler kubectl etcd"
+# One `go build` for the four so shared packages compile once; nice because the machine is shared.
+log "compiling kube-apiserver kube-controller-manager kube-scheduler kubectl"
 nice -n 10 go build -ldflags="$k8s_ldflags" -o "$work/out/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl >&2
-log "compiling etcd"
+log "compiling etcd $ETCD_VERSION (its dependencies are already compiled above)"
 nice -n 10 go build -ldflags="$ldflags" -o "$work/out/etcd" go.etcd.io/etcd/server/v3 >&2
 
 # --- kwok: its own go.mod (k8s libraries at its own versions), no replace directives ----------

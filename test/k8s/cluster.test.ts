@@ -9,6 +9,7 @@ import {
   GPU_RESOURCE,
   GPU_TAINT,
   KubectlError,
+  pinnedVersions,
   pollUntil,
   startCluster,
 } from "./cluster.js";
@@ -46,6 +47,10 @@ const ManagedFieldsSchema = z.object({
   data: z.record(z.string(), z.string()),
 });
 
+const VersionSchema = z.object({
+  clientVersion: z.object({ gitVersion: z.string() }),
+  serverVersion: z.object({ gitVersion: z.string() }),
+});
 const ConfigMapDataSchema = z.object({ data: z.record(z.string(), z.string()) });
 
 const cpuNodeNames = DEFAULT_NODES.filter((node) => node.gpus === undefined).map((node) => node.name);
@@ -78,6 +83,14 @@ describe.skipIf(!availability.ok)(title, () => {
 
   afterAll(async () => {
     await cluster?.stop();
+  });
+
+  it.skipIf(availability.ok && availability.external)("serves the pinned Kubernetes version", async () => {
+    const version = VersionSchema.parse(
+      JSON.parse((await cluster.kubectl(["version", "-o", "json"])).stdout),
+    );
+    expect(version.serverVersion.gitVersion).toBe(pinnedVersions().kubernetes);
+    expect(version.clientVersion.gitVersion).toBe(pinnedVersions().kubernetes);
   });
 
   it("rolls a Deployment out to Available on the simulated CPU nodes", async () => {

@@ -46,6 +46,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -503,6 +504,34 @@ function installExitHook(): void {
   });
 }
 
+const TEMP_DIR_PREFIX = "berth-k8s-";
+const OWNER_FILE = "owner.pid";
+
+/** A test process killed outright leaves its temp dir (its children die with it); the next start removes it. */
+function removeAbandonedTempDirs(): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!/^berth-k8s-[A-Za-z0-9]{6}$/.test(entry)) continue;
+    const dir = join(tmpdir(), entry);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), "utf8"));
+    } catch {
+      continue; // Not ours, or still being created.
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || processAlive(owner)) continue;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -697,7 +726,9 @@ async function startLocalCluster(binDir: string, options: StartClusterOptions): 
   const nodes = options.nodes ?? DEFAULT_NODES;
   const bin = (name: (typeof BINARIES)[number]): string => join(binDir, name);
 
-  const tempDir = mkdtempSync(join(tmpdir(), "berth-k8s-"));
+  removeAbandonedTempDirs();
+  const tempDir = mkdtempSync(join(tmpdir(), TEMP_DIR_PREFIX));
+  writeFileSync(join(tempDir, OWNER_FILE), String(process.pid));
   const logDir = join(tempDir, "logs");
   const pkiDir = join(tempDir, "pki");
   for (const dir of [logDir, pkiDir]) mkdirSync(dir);
