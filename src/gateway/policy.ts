@@ -50,6 +50,8 @@ export async function resolveModelPolicy(
 export class PolicyCache {
   private readonly byDeployment = new WeakMap<ModelDeployment, Promise<ModelPolicy>>();
   private readonly withoutDeployment = new Map<string, Promise<ModelPolicy>>();
+  /** Policies already resolved, so the request path needs no await once a model was seen. */
+  private readonly settled = new WeakMap<Promise<ModelPolicy>, ModelPolicy>();
 
   constructor(
     private readonly directory: UpstreamDirectory,
@@ -64,9 +66,20 @@ export class PolicyCache {
     const cached = deployment ? cache?.get(deployment) : this.withoutDeployment.get(model);
     if (cached) return cached;
     const resolved = resolveModelPolicy(deployment, model, this.listenHost, this.keySources);
+    resolved.then(
+      (policy) => this.settled.set(resolved, policy),
+      () => {},
+    );
     if (deployment) this.byDeployment.set(deployment, resolved);
     else this.withoutDeployment.set(model, resolved);
     return resolved;
+  }
+
+  /** The model's policy if it is resolved already (the common case), else undefined. */
+  resolvedPolicy(model: string): ModelPolicy | undefined {
+    const deployment = this.directory.deployment(model);
+    const pending = deployment ? this.byDeployment.get(deployment) : this.withoutDeployment.get(model);
+    return pending ? this.settled.get(pending) : undefined;
   }
 
   /** Resolves every model's policy; throws the first configuration error. */

@@ -18,11 +18,18 @@ export interface UpstreamTarget {
 
 export class UpstreamPools {
   private readonly pools = new Map<string, Pool>();
+  /** Parsed replica URLs (parsing one per request showed in profiles). */
+  private readonly targets = new Map<string, { origin: string; basePath: string }>();
 
   constructor(private readonly options: PoolOptions = DEFAULT_POOL_OPTIONS) {}
 
   target(url: string): UpstreamTarget {
-    const parsed = new URL(url);
+    let parsed = this.targets.get(url);
+    if (!parsed) {
+      const { origin, pathname } = new URL(url);
+      parsed = { origin, basePath: pathname.replace(/\/+$/, "") };
+      this.targets.set(url, parsed);
+    }
     let pool = this.pools.get(parsed.origin);
     if (!pool || pool.closed || pool.destroyed) {
       pool = new Pool(parsed.origin, {
@@ -34,12 +41,14 @@ export class UpstreamPools {
       });
       this.pools.set(parsed.origin, pool);
     }
-    return { pool, basePath: parsed.pathname.replace(/\/+$/, "") };
+    return { pool, basePath: parsed.basePath };
   }
 
   /** Closes (gracefully: queued and running requests finish) the pools of origins not in `urls`. */
   retainOnly(urls: Iterable<string>): void {
-    const keep = new Set([...urls].map((url) => new URL(url).origin));
+    const list = [...urls];
+    const keep = new Set(list.map((url) => new URL(url).origin));
+    for (const url of this.targets.keys()) if (!list.includes(url)) this.targets.delete(url);
     for (const [origin, pool] of this.pools) {
       if (keep.has(origin)) continue;
       this.pools.delete(origin);

@@ -12,6 +12,7 @@ import {
 } from "./balancer.js";
 import type { Upstream, UpstreamDirectory } from "./directory.js";
 import { GatewayError } from "./errors.js";
+import { type ResponseHead, UpstreamExchange } from "./exchange.js";
 import type { ReadyWaiter } from "./hold.js";
 import type { RequestSummary } from "./inspect.js";
 import type { LoadTracker } from "./load.js";
@@ -91,7 +92,9 @@ type Failure =
       body: Buffer;
     };
 
-type AttemptResult = { kind: "response"; response: Dispatcher.ResponseData } | Failure;
+type AttemptResult =
+  | { kind: "response"; exchange: UpstreamExchange; head: ResponseHead; release: () => void }
+  | Failure;
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and what the gateway sets itself.
 const REQUEST_HEADERS_DROPPED = new Set([
@@ -197,7 +200,7 @@ export class UpstreamProxy {
       tried.add(upstream.id);
       const result = await this.attempt(upstream, request, upstreamHeaders);
       if (result.kind === "response") {
-        return this.respond(result.response, upstream, request, res, attempt);
+        return this.respond(result, upstream, request, res, attempt);
       }
       lastFailure = result;
       this.recordFailure(result, request);
@@ -280,59 +283,44 @@ export class UpstreamProxy {
   ): Promise<AttemptResult> {
     const { pools, load, probe, options } = this.deps;
     const target = pools.target(upstream.url);
-    const attemptAbort = new AbortController();
-    const forwardAbort = () => attemptAbort.abort(request.signal.reason);
+    const exchange = new UpstreamExchange();
+    // Stays until the body ends: a client that leaves or a deadline that passes cancels it.
+    const forwardAbort = () => exchange.abort(request.signal.reason as Error);
     request.signal.addEventListener("abort", forwardAbort, { once: true });
+    const release = () => request.signal.removeEventListener("abort", forwardAbort);
     let waitingForHeaders = true;
+    let hung = false;
     let stallTimer: NodeJS.Timeout | undefined;
     // A replica that accepted the request but sends nothing may be slow (a long non-streaming
     // generation answers only at its end) or hung: only a failed /healthz probe tells them apart.
     const checkStall = async () => {
       const alive = await probe.alive(upstream.url);
       if (!waitingForHeaders) return;
-      if (alive) stallTimer = setTimeout(checkStall, options.stallProbeAfterMs);
-      else attemptAbort.abort(new HungUpstream());
+      if (alive) {
+        stallTimer = setTimeout(checkStall, options.stallProbeAfterMs);
+      } else {
+        hung = true;
+        exchange.abort(new HungUpstream());
+      }
     };
     stallTimer = setTimeout(checkStall, options.stallProbeAfterMs);
     load.upstreamStarted(request.model, upstream.id);
-    const done = () => {
-      waitingForHeaders = false;
-      clearTimeout(stallTimer);
-      request.signal.removeEventListener("abort", forwardAbort);
-    };
+    exchange.start(target.pool, {
+      method: request.method as Dispatcher.HttpMethod,
+      path: target.basePath + request.path,
+      headers,
+      body: request.body ?? null,
+    });
+    let head: ResponseHead;
     try {
-      const response = await target.pool.request({
-        method: request.method as Dispatcher.HttpMethod,
-        path: target.basePath + request.path,
-        headers,
-        body: request.body ?? null,
-        signal: attemptAbort.signal,
-      });
+      head = await exchange.head;
+    } catch (error) {
       waitingForHeaders = false;
       clearTimeout(stallTimer);
-      if (response.statusCode === 503) {
-        done();
-        const body = await readLimited(response.body, DRAINING_BODY_LIMIT).catch(() => Buffer.alloc(0));
-        load.upstreamFinished(request.model, upstream.id);
-        return {
-          kind: "draining",
-          upstream,
-          message: `replica ${upstream.id} answered 503`,
-          status: response.statusCode,
-          headers: response.headers,
-          body,
-        };
-      }
-      // Still listening: a client that leaves or a deadline that passes must abort the body too.
-      response.body.once("close", () => request.signal.removeEventListener("abort", forwardAbort));
-      return { kind: "response", response };
-    } catch (error) {
-      done();
+      release();
       load.upstreamFinished(request.model, upstream.id);
       if (request.signal.aborted) throw request.signal.reason;
-      if (attemptAbort.signal.reason instanceof HungUpstream) {
-        return { kind: "hung", upstream, message: `replica ${upstream.id} stopped answering` };
-      }
+      if (hung) return { kind: "hung", upstream, message: `replica ${upstream.id} stopped answering` };
       const code = (error as { code?: string }).code ?? "";
       return {
         kind: CONNECT_ERRORS.has(code) ? "refused" : "reset",
@@ -340,6 +328,22 @@ export class UpstreamProxy {
         message: `replica ${upstream.id}: ${code || (error as Error).message}`,
       };
     }
+    waitingForHeaders = false;
+    clearTimeout(stallTimer);
+    if (head.statusCode === 503) {
+      const body = await collectBody(exchange, DRAINING_BODY_LIMIT).catch(() => Buffer.alloc(0));
+      release();
+      load.upstreamFinished(request.model, upstream.id);
+      return {
+        kind: "draining",
+        upstream,
+        message: `replica ${upstream.id} answered 503`,
+        status: head.statusCode,
+        headers: head.headers,
+        body,
+      };
+    }
+    return { kind: "response", exchange, head, release };
   }
 
   private recordFailure(failure: Failure, request: ProxyRequest): void {
@@ -369,71 +373,74 @@ export class UpstreamProxy {
 
   /** Streams the replica's response to the client with backpressure. Never retried from here on. */
   private respond(
-    response: Dispatcher.ResponseData,
+    result: Extract<AttemptResult, { kind: "response" }>,
     upstream: Upstream,
     request: ProxyRequest,
     res: ServerResponse,
     attempts: number,
   ): Promise<ProxyOutcome> {
     const { load, outliers, metrics, now } = this.deps;
+    const { exchange, head } = result;
     outliers.recordSuccess(upstream.id, now());
     metrics.upstreamRequests.inc({
       model: request.model,
       replica: upstream.id,
-      code: String(response.statusCode),
+      code: String(head.statusCode),
     });
-    res.writeHead(response.statusCode, responseHeaders(response.headers, request.requestId, upstream.id));
+    res.writeHead(head.statusCode, responseHeaders(head.headers, request.requestId, upstream.id));
     // A stream's headers go out now (Node would hold them until the first event), so a client sees
     // the 200 while the replica still works on the first token. Other bodies go with their headers.
-    if (String(response.headers["content-type"] ?? "").startsWith("text/event-stream")) res.flushHeaders();
-    const body = response.body;
+    if (String(head.headers["content-type"] ?? "").startsWith("text/event-stream")) res.flushHeaders();
     return new Promise<ProxyOutcome>((resolve) => {
       let settled = false;
       let firstByteAt: number | undefined;
-      let head = "";
+      let captured = "";
       let tail = "";
       const finish = (truncated: boolean) => {
         if (settled) return;
         settled = true;
         res.off("drain", onDrain);
         res.off("close", onClose);
+        result.release();
         load.upstreamFinished(request.model, upstream.id);
         resolve({
-          status: response.statusCode,
+          status: head.statusCode,
           upstreamId: upstream.id,
           attempts,
           ...(firstByteAt === undefined ? {} : { firstByteAt }),
           truncated,
-          ...(request.captureUsage ? { captured: `${head}\n${tail}` } : {}),
+          ...(request.captureUsage ? { captured: `${captured}\n${tail}` } : {}),
         });
       };
-      const onDrain = () => body.resume();
+      const onDrain = () => exchange.resume();
       const onClose = () => {
         if (res.writableFinished) return;
-        // The client left mid-response: stop reading, which aborts the replica's request.
-        body.destroy();
+        // The client left mid-response: cancel the replica's request.
+        exchange.abort(new ClientClosedError());
         finish(true);
       };
-      body.on("data", (chunk: Buffer) => {
-        firstByteAt ??= performance.now();
-        if (request.captureUsage) {
-          const text = chunk.toString("utf8");
-          if (head.length < CAPTURE_HEAD) head += text.slice(0, CAPTURE_HEAD - head.length);
-          tail = (tail + text).slice(-CAPTURE_TAIL);
-        }
-        if (!res.write(chunk)) body.pause();
-      });
-      body.once("end", () => {
-        res.end();
-        finish(false);
-      });
-      body.once("error", () => {
-        // The replica failed mid-response (or the request was aborted): the client sees a cut stream.
-        res.destroy();
-        finish(true);
-      });
       res.on("drain", onDrain);
       res.on("close", onClose);
+      exchange.attach({
+        data: (chunk) => {
+          firstByteAt ??= performance.now();
+          if (request.captureUsage) {
+            const text = chunk.toString("utf8");
+            if (captured.length < CAPTURE_HEAD) captured += text.slice(0, CAPTURE_HEAD - captured.length);
+            tail = (tail + text).slice(-CAPTURE_TAIL);
+          }
+          return res.write(chunk);
+        },
+        end: () => {
+          res.end();
+          finish(false);
+        },
+        error: () => {
+          // The replica failed mid-response (or the request was aborted): the client sees a cut stream.
+          res.destroy();
+          finish(true);
+        },
+      });
     });
   }
 
@@ -486,17 +493,23 @@ function responseHeaders(
   return headers;
 }
 
-async function readLimited(body: Dispatcher.ResponseData["body"], limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) {
-      body.destroy();
-      break;
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
+/** The whole body, up to `limit` bytes (beyond it the exchange is aborted and what came is kept). */
+function collectBody(exchange: UpstreamExchange, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    exchange.attach({
+      data: (chunk) => {
+        size += chunk.length;
+        if (size > limit) {
+          exchange.abort(new Error("response body too large"));
+          return false;
+        }
+        chunks.push(chunk);
+        return true;
+      },
+      end: () => resolve(Buffer.concat(chunks)),
+      error: (error) => (size > limit ? resolve(Buffer.concat(chunks)) : reject(error)),
+    });
+  });
 }
