@@ -76,7 +76,8 @@ pod=(podman --root "$store/root" --runroot "$store/runroot" --tmpdir "$store/tmp
 tar -C "$rootfs" --numeric-owner --sort=name --mtime=@0 -c . | "${pod[@]}" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "ENV NODE_VERSION=$node_ver" \
-  --change 'CMD ["node"]' - localhost/berth-node-base:20 >/dev/null
+  --change 'CMD ["node"]' - localhost/berth-node-base:20 >"$work/import.log" 2>&1 ||
+  { cat "$work/import.log" >&2; exit 1; }
 mkdir -p "$cache"
 "${pod[@]}" save -q --format oci-archive -o "$work/base.oci.tar" localhost/berth-node-base:20
 "${pod[@]}" rmi -a -f >/dev/null 2>&1 || true
