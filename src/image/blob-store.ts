@@ -47,7 +47,11 @@ export class BlobStore {
   /** A fresh temporary file on the same file system as the blobs, so committing is a rename. */
   async tempPath(): Promise<string> {
     const dir = join(this.root, "tmp");
-    await mkdir(dir, { recursive: true });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (error) {
+      throw asDiskFullError(error, "the layer cache", dir);
+    }
     return join(dir, randomUUID());
   }
 
