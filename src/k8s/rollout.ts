@@ -86,6 +86,7 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+const WATCH_SECONDS = 60;
 const DEPLOYMENTS = RESOURCE_TYPES.find((type) => type.kind === "Deployment");
 const PODS = { kind: "Pod", apiVersion: "v1", plural: "pods", namespaced: true };
 
@@ -195,7 +196,9 @@ async function followNamespace(
         labelSelector: selector,
         resourceVersion: list.metadata.resourceVersion,
         allowWatchBookmarks: "true",
-        timeoutSeconds: "300",
+        // A bounded watch: the server ends it and Berth re-lists, so a watch a proxy silently dropped
+        // costs at most this long.
+        timeoutSeconds: String(WATCH_SECONDS),
       },
       (event) => {
         if (event.type === "BOOKMARK") return false;
@@ -244,18 +247,23 @@ const podListSchema = z.looseObject({
   ),
 });
 
-/** Why a Deployment's pods are not available, one line a pod (unschedulable, image pull, crash loop). */
+/** Where a Deployment's pods stand, one line a pod: phase, node, and why not ready (unschedulable, image pull, crash loop). */
 async function diagnosePods(client: KubeClient, target: RolloutTarget): Promise<string[]> {
   const listed = await client.request({
     method: "GET",
     path: resourcePath(PODS, target.namespace),
     query: { labelSelector: `${LABEL_INSTANCE}=${target.name}` },
   });
-  return podListSchema.parse(listed.body).items.flatMap((pod) => {
+  const pods = podListSchema.parse(listed.body).items;
+  if (pods.length === 0) return ["no pods (see the ReplicaSet's events: kubectl describe replicaset)"];
+  return pods.map((pod) => {
     const reasons = [
       ...(pod.status?.conditions ?? [])
-        .filter((condition) => condition.status === "False" && condition.message)
-        .map((condition) => `${condition.type}: ${condition.reason ?? ""} ${condition.message}`),
+        .filter((condition) => condition.status === "False")
+        .map(
+          (condition) =>
+            `${condition.type}=False${condition.reason ? ` ${condition.reason}` : ""}${condition.message ? `: ${condition.message}` : ""}`,
+        ),
       ...(pod.status?.containerStatuses ?? [])
         .filter((container) => container.state?.waiting?.reason)
         .map(
@@ -263,8 +271,7 @@ async function diagnosePods(client: KubeClient, target: RolloutTarget): Promise<
             `${container.name}: ${container.state?.waiting?.reason} ${container.state?.waiting?.message ?? ""}`,
         ),
     ];
-    return reasons.length
-      ? [`pod ${pod.metadata.name} (${pod.status?.phase ?? "?"}): ${reasons.join("; ")}`]
-      : [];
+    const node = pod.spec?.nodeName ? ` on ${pod.spec.nodeName}` : " (not scheduled)";
+    return `pod ${pod.metadata.name} ${pod.status?.phase ?? "?"}${node}${reasons.length ? `: ${reasons.join("; ")}` : ""}`;
   });
 }
