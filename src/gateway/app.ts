@@ -217,7 +217,12 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     return metrics.registry.metrics();
   });
 
-  app.get("/api/status", async () => buildStatus(directory, load, outliers, policies, now()));
+  // Behind the same keys as /v1/models: it names models and replica addresses.
+  app.get("/api/status", async (request, reply) => {
+    const denied = await authenticateAnyModel(request);
+    if (denied) return sendError(reply, denied);
+    return buildStatus(directory, load, outliers, policies, now());
+  });
 
   if (options.dashboard ?? true) registerDashboard(app);
 
