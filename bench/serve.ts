@@ -49,6 +49,11 @@ interface RunResult {
   ttftMs: { p50: number; p95: number };
   latencyMs: { p50: number; p95: number };
   peakRssMiB: number;
+  /**
+   * CPU time the serving process spent per generated token during the measured requests. Less
+   * sensitive than tok/s to other load on a shared machine (OpenMP spin-waits still count).
+   */
+  cpuMsPerToken: number;
 }
 
 type RunOutcome = RunResult | { system: SystemName; concurrency: number; unavailable: string };
@@ -89,6 +94,7 @@ function summarize(
   samples: RequestSample[],
   wallSeconds: number,
   peakRssMiB: number,
+  cpuSeconds: number,
 ): RunResult {
   const tokens = samples.reduce((sum, sample) => sum + sample.tokens, 0);
   const ttft = samples.map((sample) => sample.ttftMs);
@@ -103,6 +109,7 @@ function summarize(
     ttftMs: { p50: percentile(ttft, 0.5), p95: percentile(ttft, 0.95) },
     latencyMs: { p50: percentile(latency, 0.5), p95: percentile(latency, 0.95) },
     peakRssMiB,
+    cpuMsPerToken: (cpuSeconds * 1000) / tokens,
   };
 }
 
@@ -160,13 +167,16 @@ async function runBareWorker(
     };
   };
   await Promise.all(Array.from({ length: concurrency }, (_, index) => send(1000 + index, 8)));
+  const cpuBefore = process.cpuUsage();
   const { samples, wallSeconds } = await closedLoop(
     concurrency,
     requestsPerWorker(config, concurrency),
     (index) => send(index, config.maxTokens),
   );
+  const cpu = process.cpuUsage(cpuBefore);
   await engine.close();
-  return summarize("bare", concurrency, samples, wallSeconds, process.resourceUsage().maxRSS / 1024);
+  const peak = process.resourceUsage().maxRSS / 1024;
+  return summarize("bare", concurrency, samples, wallSeconds, peak, (cpu.user + cpu.system) / 1e6);
 }
 
 async function runBare(config: BenchConfig, modelPath: string, concurrency: number): Promise<RunOutcome> {
@@ -204,6 +214,19 @@ function peakRssMiB(pid: number | undefined): number {
   try {
     const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** utime + stime of a process (all its threads) from /proc, in seconds (clock ticks of 1/100 s on Linux). */
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return Number.NaN;
   }
@@ -312,12 +335,14 @@ async function runHttp(
         streamCompletion(pool, model, promptFor(1000 + index), 8),
       ),
     );
+    const cpuBefore = cpuSecondsOf(child.pid);
     const { samples, wallSeconds } = await closedLoop(
       concurrency,
       requestsPerWorker(config, concurrency),
       (index) => streamCompletion(pool, model, promptFor(index), config.maxTokens),
     );
-    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid));
+    const cpuSeconds = cpuSecondsOf(child.pid) - cpuBefore;
+    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid), cpuSeconds);
   } catch (error) {
     const reason = `${(error as Error).message}${stderrTail ? ` — ${stderrTail.trim().split("\n").pop()}` : ""}`;
     return { system, concurrency, unavailable: reason };
@@ -436,8 +461,8 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
       `${config.contextPerSequence} tokens of context per slot, slots = concurrency` +
       (config.repeat > 1 ? `, median of ${config.repeat} alternating rounds.` : "."),
     "",
-    "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | ×bare | ×llama-server |",
-    "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
+    "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | CPU ms/tok | ×bare | ×llama-server |",
+    "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
   ];
   for (const concurrency of config.concurrency) {
     for (const system of SYSTEMS) {
@@ -445,7 +470,7 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
       if (!outcome) continue;
       if (!isResult(outcome)) {
         lines.push(
-          `| ${concurrency} | ${system} | unavailable: ${outcome.unavailable.replaceAll("|", "/")} | | | | | | | |`,
+          `| ${concurrency} | ${system} | unavailable: ${outcome.unavailable.replaceAll("|", "/")} | | | | | | | | |`,
         );
         continue;
       }
@@ -455,7 +480,7 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
       lines.push(
         `| ${concurrency} | ${system} | ${format(outcome.tokensPerSecond, 1)} | ${format(outcome.ttftMs.p50)} | ` +
           `${format(outcome.ttftMs.p95)} | ${format(outcome.latencyMs.p50)} | ${format(outcome.latencyMs.p95)} | ` +
-          `${format(outcome.peakRssMiB)} | ${format(vsBare, 2)} | ${format(vsLlama, 2)} |`,
+          `${format(outcome.peakRssMiB)} | ${format(outcome.cpuMsPerToken, 2)} | ${format(vsBare, 2)} | ${format(vsLlama, 2)} |`,
       );
     }
   }
