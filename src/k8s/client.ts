@@ -1,5 +1,5 @@
-// A small Kubernetes REST client: the kubeconfig (contexts, certificates, tokens, exec plugins) comes
-// from @kubernetes/client-node; requests go over one undici connection pool as raw JSON.
+// A small Kubernetes REST client: the kubeconfig is read by kubeconfig.ts (and by @kubernetes/client-node
+// for exec plugins, auth providers and in-cluster); requests go over one undici connection pool as raw JSON.
 //
 // Why not client-node's KubernetesObjectApi: it serialises through its generated models, which drop
 // fields it does not know and read NetworkPolicy's `from` as `_from` (so it silently vanishes), and it
@@ -9,6 +9,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "undici";
 import { errorFromResponse, type FailedRequest, K8sError, unreachableError } from "./errors.js";
+import { type ResolvedKubeconfig, resolveKubeconfig, type TlsOptions } from "./kubeconfig.js";
 
 export interface KubeClientOptions {
   /** A kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster service account. */
@@ -69,88 +70,24 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const CREDENTIAL_TTL_MS = 60_000;
 
 export async function createKubeClient(options: KubeClientOptions = {}): Promise<KubeClient> {
-  // Imported here: client-node is large and only commands that talk to a cluster need it.
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  const config = new KubeConfig();
-  try {
-    if (options.kubeconfig) {
-      if (!existsSync(options.kubeconfig)) throw new Error(`no such file: ${options.kubeconfig}`);
-      config.loadFromFile(options.kubeconfig);
-    } else if (!process.env.KUBECONFIG && !existsSync(join(homedir(), ".kube", "config"))) {
-      if (!process.env.KUBERNETES_SERVICE_HOST) {
-        throw new Error("no kubeconfig: set KUBECONFIG, pass --kubeconfig, or create ~/.kube/config");
-      }
-      config.loadFromCluster();
-    } else {
-      config.loadFromDefault();
-    }
-    if (options.context) {
-      if (!config.getContextObject(options.context)) {
-        const known = config.getContexts().map((context) => context.name);
-        throw new Error(
-          `no context "${options.context}" in the kubeconfig (it has: ${known.join(", ") || "none"})`,
-        );
-      }
-      config.setCurrentContext(options.context);
-    }
-  } catch (error) {
-    throw new K8sError("BERTH_K8S_CONFIG", error instanceof Error ? error.message : String(error));
-  }
-  const cluster = config.getCurrentCluster();
-  if (!cluster) {
-    throw new K8sError(
-      "BERTH_K8S_CONFIG",
-      `the kube context "${config.getCurrentContext()}" names no cluster`,
-    );
-  }
-  const serverUrl = new URL(cluster.server);
+  const resolved = (await resolveKubeconfig(options)) ?? (await resolveWithClientNode(options));
+  const serverUrl = new URL(resolved.server);
   const origin = serverUrl.origin;
   // Some servers sit behind a path (rancher: https://host/k8s/clusters/ID).
   const prefix = serverUrl.pathname.replace(/\/$/, "");
-  const contextName = config.getCurrentContext();
-  const defaultNamespace = config.getContextObject(contextName)?.namespace ?? "default";
-
-  type HttpsOptions = Parameters<typeof config.applyToHTTPSOptions>[0] & {
-    headers?: Record<string, string>;
-    auth?: string;
-  };
-  const readCredentials = async (): Promise<HttpsOptions> => {
-    const https: HttpsOptions = { headers: {} };
-    await config.applyToHTTPSOptions(https);
-    return https;
-  };
-  let credentials: HttpsOptions;
-  try {
-    credentials = await readCredentials();
-  } catch (error) {
-    throw new K8sError(
-      "BERTH_K8S_CONFIG",
-      `cannot read credentials of context "${contextName}": ${String(error)}`,
-    );
-  }
-  let credentialsReadAt = Date.now();
-  const authHeaders = async (): Promise<Record<string, string>> => {
-    if (Date.now() - credentialsReadAt > CREDENTIAL_TTL_MS) {
-      credentials = await readCredentials();
-      credentialsReadAt = Date.now();
-    }
-    const headers: Record<string, string> = { ...credentials.headers };
-    if (credentials.auth) headers.authorization = `Basic ${Buffer.from(credentials.auth).toString("base64")}`;
-    return headers;
-  };
-
+  const cluster = { server: resolved.server };
+  const { tls } = resolved;
   const agent = new Agent({
     connections: options.connections ?? 16,
     connect: {
-      ca: credentials.ca as Buffer | undefined,
-      cert: credentials.cert as Buffer | undefined,
-      key: credentials.key as Buffer | undefined,
-      ...(credentials.rejectUnauthorized === undefined
-        ? {}
-        : { rejectUnauthorized: credentials.rejectUnauthorized }),
-      ...(credentials.servername ? { servername: credentials.servername } : {}),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      ...(tls.cert ? { cert: tls.cert } : {}),
+      ...(tls.key ? { key: tls.key } : {}),
+      ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+      ...(tls.servername ? { servername: tls.servername } : {}),
     },
   });
+  const authHeaders = () => resolved.headers();
 
   let requestCount = 0;
   const urlPath = (path: string, query: Record<string, string | undefined> = {}) => {
@@ -200,9 +137,9 @@ export async function createKubeClient(options: KubeClientOptions = {}): Promise
   };
 
   return {
-    server: cluster.server,
-    context: contextName,
-    defaultNamespace,
+    server: resolved.server,
+    context: resolved.context,
+    defaultNamespace: resolved.namespace,
     get requestCount() {
       return requestCount;
     },
@@ -256,6 +193,86 @@ export async function createKubeClient(options: KubeClientOptions = {}): Promise
     },
     async close() {
       await agent.close();
+    },
+  };
+}
+
+/** Exec plugins, auth providers, impersonation, proxies, in-cluster: client-node's KubeConfig does them. */
+async function resolveWithClientNode(options: KubeClientOptions): Promise<ResolvedKubeconfig> {
+  // Imported only here: client-node is large (about a second to load).
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const config = new KubeConfig();
+  try {
+    if (options.kubeconfig) {
+      if (!existsSync(options.kubeconfig)) throw new Error(`no such file: ${options.kubeconfig}`);
+      config.loadFromFile(options.kubeconfig);
+    } else if (!process.env.KUBECONFIG && !existsSync(join(homedir(), ".kube", "config"))) {
+      if (!process.env.KUBERNETES_SERVICE_HOST) {
+        throw new Error("no kubeconfig: set KUBECONFIG, pass --kubeconfig, or create ~/.kube/config");
+      }
+      config.loadFromCluster();
+    } else {
+      config.loadFromDefault();
+    }
+    if (options.context) {
+      if (!config.getContextObject(options.context)) {
+        const known = config.getContexts().map((context) => context.name);
+        throw new Error(
+          `no context "${options.context}" in the kubeconfig (it has: ${known.join(", ") || "none"})`,
+        );
+      }
+      config.setCurrentContext(options.context);
+    }
+  } catch (error) {
+    throw new K8sError("BERTH_K8S_CONFIG", error instanceof Error ? error.message : String(error));
+  }
+  const cluster = config.getCurrentCluster();
+  if (!cluster) {
+    throw new K8sError(
+      "BERTH_K8S_CONFIG",
+      `the kube context "${config.getCurrentContext()}" names no cluster`,
+    );
+  }
+  const contextName = config.getCurrentContext();
+  type HttpsOptions = Parameters<typeof config.applyToHTTPSOptions>[0] & {
+    headers?: Record<string, string>;
+    auth?: string;
+  };
+  const readCredentials = async (): Promise<HttpsOptions> => {
+    const https: HttpsOptions = { headers: {} };
+    await config.applyToHTTPSOptions(https);
+    return https;
+  };
+  let credentials: HttpsOptions;
+  try {
+    credentials = await readCredentials();
+  } catch (error) {
+    throw new K8sError(
+      "BERTH_K8S_CONFIG",
+      `cannot read credentials of context "${contextName}": ${String(error)}`,
+    );
+  }
+  let credentialsReadAt = Date.now();
+  const tls: TlsOptions = {};
+  if (credentials.ca) tls.ca = Buffer.from(credentials.ca as Buffer);
+  if (credentials.cert) tls.cert = Buffer.from(credentials.cert as Buffer);
+  if (credentials.key) tls.key = Buffer.from(credentials.key as Buffer);
+  if (credentials.rejectUnauthorized !== undefined) tls.rejectUnauthorized = credentials.rejectUnauthorized;
+  if (credentials.servername) tls.servername = credentials.servername;
+  return {
+    context: contextName,
+    server: cluster.server,
+    namespace: config.getContextObject(contextName)?.namespace ?? "default",
+    tls,
+    async headers() {
+      if (Date.now() - credentialsReadAt > CREDENTIAL_TTL_MS) {
+        credentials = await readCredentials();
+        credentialsReadAt = Date.now();
+      }
+      const headers: Record<string, string> = { ...credentials.headers };
+      if (credentials.auth)
+        headers.authorization = `Basic ${Buffer.from(credentials.auth).toString("base64")}`;
+      return headers;
     },
   };
 }
