@@ -9,6 +9,8 @@ interface GatewayProcessConfig {
   model: string;
   strategy: "least-load" | "prefix-hash" | "round-robin";
   upstreams: Array<{ id: string; url: string }>;
+  leastLoadChoices?: number;
+  loadFactor?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as GatewayProcessConfig;
@@ -16,7 +18,13 @@ const deployment = modelDeploymentSchema.parse({
   apiVersion: "berth.dev/v1alpha1",
   kind: "ModelDeployment",
   metadata: { name: config.model },
-  spec: { model: { source: "tiny://tiny" }, routing: { strategy: config.strategy } },
+  spec: {
+    model: { source: "tiny://tiny" },
+    routing: {
+      strategy: config.strategy,
+      ...(config.loadFactor === undefined ? {} : { loadFactor: config.loadFactor }),
+    },
+  },
 });
 const upstreams: Upstream[] = config.upstreams.map((upstream) => ({
   ...upstream,
@@ -36,6 +44,7 @@ const gateway = await buildGateway({
   logger: createLogger({ level: "warn" }, process.stderr),
   port: 0,
   dashboard: false,
+  ...(config.leastLoadChoices === undefined ? {} : { leastLoadChoices: config.leastLoadChoices }),
 });
 const url = await gateway.listen();
 process.stdout.write(`${JSON.stringify({ url })}\n`);

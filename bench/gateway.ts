@@ -36,6 +36,8 @@ interface BenchConfig {
   };
   prefix: {
     shape: TinyShapeName;
+    /** Slots per replica: affinity pays when a replica's share of prefixes fits its slots. */
+    parallel: number;
     groups: number;
     prefixSentences: number;
     requests: number;
@@ -55,8 +57,8 @@ function configFor(smoke: boolean): BenchConfig {
           concurrency: 16,
           generate: 20,
         },
-        burst: { bursts: 4, size: 8, gapMs: 400, longShare: 0.25, longTokens: 80, shortTokens: 4 },
-        prefix: { shape: "tiny", groups: 4, prefixSentences: 50, requests: 16, concurrency: 4 },
+        burst: { bursts: 4, size: 8, gapMs: 600, longShare: 0.25, longTokens: 200, shortTokens: 4 },
+        prefix: { shape: "tiny", parallel: 4, groups: 4, prefixSentences: 50, requests: 24, concurrency: 4 },
       }
     : {
         smoke,
@@ -68,8 +70,15 @@ function configFor(smoke: boolean): BenchConfig {
           concurrency: 32,
           generate: 200,
         },
-        burst: { bursts: 12, size: 8, gapMs: 400, longShare: 0.25, longTokens: 200, shortTokens: 4 },
-        prefix: { shape: "gpt2-124m", groups: 4, prefixSentences: 30, requests: 32, concurrency: 4 },
+        burst: { bursts: 16, size: 8, gapMs: 1_000, longShare: 0.25, longTokens: 800, shortTokens: 4 },
+        prefix: {
+          shape: "gpt2-124m",
+          parallel: 4,
+          groups: 4,
+          prefixSentences: 25,
+          requests: 48,
+          concurrency: 4,
+        },
       };
 }
 
@@ -90,6 +99,8 @@ function findRepoRoot(from: string): string {
 interface Started {
   url: string;
   child: ChildProcess;
+  /** Prompt tokens the replica reported, and how many of them came from its KV cache (when counted). */
+  promptTokens: { total: number; cached: number };
 }
 
 const children: ChildProcess[] = [];
@@ -117,7 +128,9 @@ async function spawnWithUrl(
   args: string[],
   env: NodeJS.ProcessEnv,
   urlOf: (line: Record<string, unknown>) => string | undefined,
+  countPromptTokens = false,
 ): Promise<Started> {
+  const promptTokens = { total: 0, cached: 0 };
   const child = spawn(command, args, {
     cwd: repoRoot,
     env,
@@ -142,9 +155,11 @@ async function spawnWithUrl(
           if (found) {
             clearTimeout(timer);
             // From here on the output is drained unread: parsing a replica's request log lines
-            // would load this process, which is the load generator and the stopwatch.
+            // would load this process, which is the load generator and the stopwatch. Only the
+            // prefix workload (few, slow requests) reads them, for the KV cache reuse they report.
             child.stdout?.removeAllListeners("data");
-            child.stdout?.resume();
+            if (countPromptTokens) countPromptTokensFrom(child, promptTokens);
+            else child.stdout?.resume();
             done(found);
             return;
           }
@@ -158,10 +173,29 @@ async function spawnWithUrl(
       fail(new Error(`${args.join(" ")} exited with ${code}\n${stderr}`));
     });
   });
-  return { url, child };
+  return { url, child, promptTokens };
 }
 
-function startReplica(modelPath: string, parallel: number): Promise<Started> {
+function countPromptTokensFrom(child: ChildProcess, counts: Started["promptTokens"]): void {
+  let buffered = "";
+  child.stdout?.on("data", (text: string) => {
+    buffered += text;
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      if (!line.includes('"promptTokens"')) continue;
+      try {
+        const entry = JSON.parse(line) as { promptTokens?: number; cachedPromptTokens?: number };
+        counts.total += entry.promptTokens ?? 0;
+        counts.cached += entry.cachedPromptTokens ?? 0;
+      } catch {
+        // Not a request line.
+      }
+    }
+  });
+}
+
+function startReplica(modelPath: string, parallel: number, countPromptTokens = false): Promise<Started> {
   return spawnWithUrl(
     process.execPath,
     [
@@ -183,14 +217,20 @@ function startReplica(modelPath: string, parallel: number): Promise<Started> {
     // Info: the "ready" line is an info line. Request log lines cost the same for every target.
     { ...engineProcessEnv(), BERTH_LOG_LEVEL: "info" },
     (line) => (line.msg === "ready" && typeof line.url === "string" ? line.url : undefined),
+    countPromptTokens,
   );
 }
 
-function startGateway(strategy: string, replicas: Started[]): Promise<Started> {
+function startGateway(
+  strategy: string,
+  replicas: Started[],
+  tuning: { leastLoadChoices?: number; loadFactor?: number } = {},
+): Promise<Started> {
   const config = {
     model: MODEL,
     strategy,
     upstreams: replicas.map((replica, index) => ({ id: `r${index + 1}`, url: replica.url })),
+    ...tuning,
   };
   return spawnWithUrl(
     process.execPath,
@@ -245,7 +285,7 @@ http {
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/healthz`);
-  return { url, child };
+  return { url, child, promptTokens: { total: 0, cached: 0 } };
 }
 
 async function freePort(): Promise<number> {
@@ -436,6 +476,8 @@ interface StrategyResult {
   wallSeconds: number;
   ttftMs: { p50: number; p95: number; mean: number };
   shortTtftMs?: { p50: number; p95: number };
+  /** Share of prompt tokens the replicas served from their KV cache (shared-prefix workload). */
+  promptTokensReused?: number;
 }
 
 function summarizeStreams(
@@ -596,13 +638,14 @@ function report(
   if (nginxNote) lines.push("", `nginx: ${nginxNote}`);
   lines.push("", "(b) Routing quality over 4 replicas (TTFT measured by the client, streamed requests).", "");
   lines.push(
-    "| workload | strategy | requests | failed | TTFT p50 ms | TTFT p95 ms | TTFT mean ms | short TTFT p95 ms | wall s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| workload | strategy | requests | failed | TTFT p50 ms | TTFT p95 ms | TTFT mean ms | short TTFT p95 ms | prompt tokens from KV cache | wall s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const result of routing) {
     lines.push(
       `| ${result.workload} | ${result.strategy} | ${result.requests} | ${result.failed} | ${fmt(result.ttftMs.p50, 1)} | ` +
         `${fmt(result.ttftMs.p95, 1)} | ${fmt(result.ttftMs.mean, 1)} | ${result.shortTtftMs ? fmt(result.shortTtftMs.p95, 1) : "–"} | ` +
+        `${result.promptTokensReused === undefined ? "–" : `${fmt(result.promptTokensReused * 100, 0)} %`} | ` +
         `${fmt(result.wallSeconds, 1)} |`,
     );
   }
@@ -674,31 +717,87 @@ async function runOverheadPart(
   return nginxNote;
 }
 
+/** The strategies compared on the bursty mix: what a Kubernetes Service does, and least-load. */
+const BURSTY_VARIANTS = [
+  { label: "round-robin", strategy: "round-robin" },
+  // The gateway's default: with 4 replicas it compares all of them (see EXACT_LEAST_LOAD_UP_TO).
+  { label: "least-load", strategy: "least-load" },
+  // Power of two choices, for comparison.
+  { label: "least-load (P2C)", strategy: "least-load", choices: 2 },
+] as const;
+
+/** On requests sharing long prefixes: least-load, and prefix-hash with the spec's default bound and a looser one. */
+const PREFIX_VARIANTS = [
+  { label: "least-load", strategy: "least-load" },
+  { label: "prefix-hash", strategy: "prefix-hash" },
+  { label: "prefix-hash (loadFactor 2)", strategy: "prefix-hash", loadFactor: 2 },
+] as const;
+
 async function runRoutingPart(
   config: BenchConfig,
   tinyPath: string,
   routing: StrategyResult[],
+  parts: { bursty: boolean; prefix: boolean },
 ): Promise<void> {
-  console.error("(b) routing: 4 replicas, bursty short/long mix");
-  let replicas = await Promise.all([1, 2, 3, 4].map(() => startReplica(tinyPath, 2)));
-  for (const strategy of ["round-robin", "least-load"]) {
-    const started = await startGateway(strategy, replicas);
-    routing.push(await runBursty(started.url, strategy, config.burst));
-    await stop(started);
+  let replicas: Started[] = [];
+  if (parts.bursty) {
+    console.error("(b) routing: 4 replicas, bursty short/long mix");
+    replicas = await Promise.all([1, 2, 3, 4].map(() => startReplica(tinyPath, 2)));
+    for (const variant of BURSTY_VARIANTS) {
+      const started = await startGateway(
+        variant.strategy,
+        replicas,
+        "choices" in variant ? { leastLoadChoices: variant.choices } : {},
+      );
+      routing.push(await runBursty(started.url, variant.label, config.burst));
+      await stop(started);
+    }
   }
-
-  console.error(`(b) routing: 4 replicas (${config.prefix.shape}), shared long prefixes`);
-  if (config.prefix.shape !== "tiny") {
+  if (parts.prefix) {
+    console.error(`(b) routing: 4 replicas (${config.prefix.shape}), shared long prefixes`);
     await Promise.all(replicas.map(stop));
     const prefixModel = await ensureTinyModel({ shape: config.prefix.shape, dtype: "q8_0" });
-    replicas = await Promise.all([1, 2, 3, 4].map(() => startReplica(prefixModel, 2)));
-  }
-  for (const strategy of ["least-load", "prefix-hash"]) {
-    const started = await startGateway(strategy, replicas);
-    routing.push(await runSharedPrefix(started.url, strategy, config.prefix, strategy));
-    await stop(started);
+    replicas = await Promise.all(
+      [1, 2, 3, 4].map(() => startReplica(prefixModel, config.prefix.parallel, true)),
+    );
+    for (const variant of PREFIX_VARIANTS) {
+      const strategy = variant.label;
+      const started = await startGateway(
+        variant.strategy,
+        replicas,
+        "loadFactor" in variant ? { loadFactor: variant.loadFactor } : {},
+      );
+      const before = sumPromptTokens(replicas);
+      const result = await runSharedPrefix(started.url, strategy, config.prefix, strategy);
+      // Request lines are written when a response ends; wait until all of them were counted.
+      const after = await settledPromptTokens(replicas);
+      const total = after.total - before.total;
+      routing.push({ ...result, promptTokensReused: total > 0 ? (after.cached - before.cached) / total : 0 });
+      await stop(started);
+    }
   }
   await Promise.all(replicas.map(stop));
+}
+
+function sumPromptTokens(replicas: Started[]): Started["promptTokens"] {
+  return replicas.reduce(
+    (sum, replica) => ({
+      total: sum.total + replica.promptTokens.total,
+      cached: sum.cached + replica.promptTokens.cached,
+    }),
+    { total: 0, cached: 0 },
+  );
+}
+
+async function settledPromptTokens(replicas: Started[]): Promise<Started["promptTokens"]> {
+  let last = sumPromptTokens(replicas);
+  for (let round = 0; round < 20; round++) {
+    await new Promise((done) => setTimeout(done, 100));
+    const next = sumPromptTokens(replicas);
+    if (next.total === last.total) return next;
+    last = next;
+  }
+  return last;
 }
 
 // ---------- main ----------
@@ -710,13 +809,20 @@ async function main(argv: string[]): Promise<void> {
   const loadBefore = loadavg();
   const tinyPath = await ensureTinyModel({ shape: "tiny", dtype: "q8_0" });
 
-  // `--only=overhead` or `--only=routing` runs one part (while working on it).
+  // `--only=overhead|routing|bursty|prefix` runs one part (while working on it).
   const only = argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
   const overhead: OverheadResult[] = [];
   let nginxNote: string | undefined;
   const routing: StrategyResult[] = [];
-  if (only !== "routing") nginxNote = await runOverheadPart(config, tinyPath, overhead);
-  if (only !== "overhead") await runRoutingPart(config, tinyPath, routing);
+  if (only === undefined || only === "overhead") {
+    nginxNote = await runOverheadPart(config, tinyPath, overhead);
+  }
+  if (only !== "overhead") {
+    await runRoutingPart(config, tinyPath, routing, {
+      bursty: only === undefined || only === "routing" || only === "bursty",
+      prefix: only === undefined || only === "routing" || only === "prefix",
+    });
+  }
 
   const { markdown, targets } = report(config, overhead, nginxNote, routing);
   const load = { before: loadBefore, after: loadavg() };

@@ -54,6 +54,11 @@ export interface GatewayOptions {
   shutdownGraceMs?: number;
   /** Serve the dashboard at GET / (default true). */
   dashboard?: boolean;
+  /**
+   * least-load compares this many random replicas: 2 is power of two choices, a number ≥ the
+   * replicas is the exact least-loaded one. Default: all of them up to 8 replicas, else 2.
+   */
+  leastLoadChoices?: number;
   random?: () => number;
   now?: () => number;
   keySources?: KeySourceContext;
@@ -112,6 +117,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     options: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     random: options.random ?? Math.random,
+    ...(options.leastLoadChoices === undefined ? {} : { leastLoadChoices: options.leastLoadChoices }),
     now,
     onEvent: (event) => {
       if (event.type === "ejected") {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   buildHashRing,
   type Candidate,
+  EXACT_LEAST_LOAD_UP_TO,
   eligibleCandidates,
   hashString,
   pickLeastLoad,
@@ -69,32 +70,79 @@ describe("eligibleCandidates", () => {
   });
 });
 
-describe("pickLeastLoad (power of two choices)", () => {
+describe("pickLeastLoad", () => {
   it("never picks the busiest of two", () => {
     const pair = [candidate("busy", 5), candidate("idle", 0)];
     for (const r1 of GRID) {
-      for (const r2 of GRID) expect(pickLeastLoad(pair, replay(r1, r2))?.id).toBe("idle");
+      for (const r2 of GRID) {
+        expect(pickLeastLoad(pair, replay(r1, r2), 2)?.id).toBe("idle");
+        expect(pickLeastLoad(pair, replay(r1, r2))?.id).toBe("idle");
+      }
     }
   });
 
-  it("never picks a replica that has strictly more in flight than all others", () => {
+  it("with two choices never picks a replica that has strictly more in flight than all others", () => {
     const replicas = [candidate("a", 0), candidate("slow", 4), candidate("c", 1), candidate("d", 0)];
     const picked = new Set<string>();
-    for (const r1 of GRID) for (const r2 of GRID) picked.add(pickLeastLoad(replicas, replay(r1, r2))!.id);
+    for (const r1 of GRID) for (const r2 of GRID) picked.add(pickLeastLoad(replicas, replay(r1, r2), 2)!.id);
     expect(picked.has("slow")).toBe(false);
+    // Power of two choices may take c (1 in flight) when the draw misses both idle replicas.
     expect(picked).toEqual(new Set(["a", "c", "d"]));
+  });
+
+  it("compares every replica by default when there are few, so an idle one always wins", () => {
+    const replicas = [candidate("a", 0), candidate("slow", 4), candidate("c", 1), candidate("d", 0)];
+    const picked = new Set<string>();
+    for (const r1 of GRID) picked.add(pickLeastLoad(replicas, replay(r1))!.id);
+    expect(picked).toEqual(new Set(["a", "d"]));
+  });
+
+  it("uses two choices by default beyond EXACT_LEAST_LOAD_UP_TO replicas", () => {
+    const many = Array.from({ length: EXACT_LEAST_LOAD_UP_TO + 1 }, (_, i) =>
+      candidate(`r${i}`, i === 5 ? 0 : 3),
+    );
+    // Draws indices 0 and 1: neither is the idle r5, which an exact scan finds.
+    expect(pickLeastLoad(many, replay(0, 0))?.id).toBe("r0");
+    expect(pickLeastLoad(many, replay(0, 0), many.length)?.id).toBe("r5");
   });
 
   it("compares two distinct candidates even when both draws hit the same index", () => {
     // 0 and 0: the first is index 0, the second is drawn among the other n-1, so index 1.
-    expect(pickLeastLoad([candidate("a", 3), candidate("b", 1), candidate("c", 0)], replay(0, 0))?.id).toBe(
-      "b",
-    );
+    const replicas = [candidate("a", 3), candidate("b", 1), candidate("c", 0)];
+    expect(pickLeastLoad(replicas, replay(0, 0), 2)?.id).toBe("b");
   });
 
   it("keeps the first choice on a tie", () => {
-    expect(pickLeastLoad([candidate("a", 1), candidate("b", 1)], replay(0.9, 0))?.id).toBe("b");
-    expect(pickLeastLoad([candidate("a", 1), candidate("b", 1)], replay(0, 0))?.id).toBe("a");
+    expect(pickLeastLoad([candidate("a", 1), candidate("b", 1)], replay(0.9, 0), 2)?.id).toBe("b");
+    expect(pickLeastLoad([candidate("a", 1), candidate("b", 1)], replay(0, 0), 2)?.id).toBe("a");
+  });
+
+  it.each([
+    { random: 0, expected: "b" },
+    { random: 0.49, expected: "b" },
+    { random: 0.5, expected: "d" },
+    { random: 0.999, expected: "d" },
+  ])(
+    "with as many choices as candidates takes the least loaded, ties at random ($random → $expected)",
+    ({ random, expected }) => {
+      const replicas = [candidate("a", 2), candidate("b", 0), candidate("c", 1), candidate("d", 0)];
+      expect(pickLeastLoad(replicas, replay(random), 4)?.id).toBe(expected);
+      expect(pickLeastLoad(replicas, replay(random), 10)?.id).toBe(expected);
+    },
+  );
+
+  it("compares exactly `choices` distinct candidates", () => {
+    // Draws index 0, then 0 of the rest (index 1), then 0 of the rest (index 2): d is never seen.
+    const replicas = [candidate("a", 3), candidate("b", 2), candidate("c", 1), candidate("d", 0)];
+    expect(pickLeastLoad(replicas, replay(0, 0, 0), 3)?.id).toBe("c");
+    const seen = new Set<string>();
+    for (const r1 of GRID)
+      for (const r2 of GRID)
+        for (const r3 of GRID) {
+          seen.add(pickLeastLoad(replicas, replay(r1, r2, r3), 3)!.id);
+        }
+    // Any three of the four include c or d, so the busier a and b never win.
+    expect(seen).toEqual(new Set(["c", "d"]));
   });
 
   it.each([[[]], [[candidate("only", 9)]]])("handles %# candidates", (replicas) => {
@@ -183,7 +231,7 @@ describe("pickPrefixHash (consistent hashing with bounded loads)", () => {
     const prefix = "a shared prefix";
     const home = pickPrefixHash(replicas, ring, prefix, 1.25)!.id;
     const loaded = replicas.map((r) => candidate(r.id, r.id === home ? 6 : 1));
-    // total 8, +1 for this request: average 3, threshold 3.75; home would be at 7.
+    // total 8, +1 for this request: average 3, capacity ⌈3.75⌉ = 4; home would be at 7.
     const chosen = pickPrefixHash(loaded, ring, prefix, 1.25)!;
     expect(chosen.id).not.toBe(home);
     expect(chosen.inFlight).toBe(1);
@@ -206,11 +254,32 @@ describe("pickPrefixHash (consistent hashing with bounded loads)", () => {
     expect(pickPrefixHash(loaded, ring, prefix, 1.25)?.id).toBe(home);
   });
 
-  it("falls back to the home upstream when every one is over the bound", () => {
-    // loadFactor 1 with loads 2/2/2: each would be at 3 > (6+1)/3 = 2.33.
+  it("keeps the home upstream at exactly the capacity", () => {
+    // loadFactor 1 with loads 2/2/2: each would be at 3 = ⌈(6+1)/3⌉.
     const loaded = replicas.map((r) => candidate(r.id, 2));
     const home = pickPrefixHash(replicas, ring, "p", 1)!.id;
     expect(pickPrefixHash(loaded, ring, "p", 1)?.id).toBe(home);
+  });
+
+  it.each([
+    // 4 replicas, 3 in flight (1 on home): capacity ⌈1.25 × 4/4⌉ = 2, home would be at 2. Without
+    // the ceiling (KubeAI) the bound is 1.25 and home would lose its prefix to an idle replica.
+    { name: "home holds one request among few in flight", homeLoad: 1, otherLoads: [1, 1, 0], stays: true },
+    { name: "home busier than the capacity", homeLoad: 2, otherLoads: [0, 0, 0], stays: false },
+    { name: "a lone request in flight, on home", homeLoad: 1, otherLoads: [0, 0, 0], stays: false },
+    { name: "a lone request in flight, elsewhere", homeLoad: 0, otherLoads: [1, 0, 0], stays: true },
+  ])("bounds with the paper's ceiling: $name", ({ homeLoad, otherLoads, stays }) => {
+    const four = ["r1", "r2", "r3", "r4"].map((id) => candidate(id));
+    const fourRing = buildHashRing(four.map((r) => r.id));
+    const prefix = "the ceiling";
+    const home = pickPrefixHash(four, fourRing, prefix, 1.25)!.id;
+    const others = four.filter((r) => r.id !== home);
+    const loaded = [
+      candidate(home, homeLoad),
+      ...others.map((r, index) => candidate(r.id, otherLoads[index]!)),
+    ];
+    const chosen = pickPrefixHash(loaded, fourRing, prefix, 1.25)!.id;
+    expect(chosen === home).toBe(stays);
   });
 });
 

@@ -15,8 +15,13 @@ export interface Candidate {
 
 export interface PickOptions {
   strategy: RoutingStrategy;
-  /** Uniform in [0, 1): the two choices of least-load. */
+  /** Uniform in [0, 1): the random choices of least-load (and its tie-breaks). */
   random: () => number;
+  /**
+   * least-load: how many random candidates to compare: 2 is power of two choices, as many as there
+   * are candidates is the exact least-loaded one (ties broken at random). Default: see pickLeastLoad.
+   */
+  choices?: number;
   /** How many picks this model had before; round-robin takes `sequence mod n`. */
   sequence: number;
   /** prefix-hash: the prompt's leading characters; without one prefix-hash falls back to least-load. */
@@ -50,7 +55,7 @@ export function pickUpstream(candidates: readonly Candidate[], options: PickOpti
     case "round-robin":
       return pickRoundRobin(eligible, options.sequence);
     case "prefix-hash": {
-      if (options.prefix === undefined) return pickLeastLoad(eligible, options.random);
+      if (options.prefix === undefined) return pickLeastLoad(eligible, options.random, options.choices);
       const ids = eligible.map((candidate) => candidate.id);
       const ring = options.ringOf ? options.ringOf(ids) : buildHashRing(ids);
       return pickPrefixHash(eligible, ring, options.prefix, options.loadFactor);
@@ -60,16 +65,49 @@ export function pickUpstream(candidates: readonly Candidate[], options: PickOpti
   }
 }
 
-/** Power of two choices: two distinct random candidates, the one with fewer requests in flight wins. */
-export function pickLeastLoad(eligible: readonly Candidate[], random: () => number): Candidate | undefined {
-  if (eligible.length <= 1) return eligible[0];
-  const first = Math.min(eligible.length - 1, Math.floor(random() * eligible.length));
-  // The second choice is drawn from the other n-1 candidates, so the two are always distinct.
-  let second = Math.min(eligible.length - 2, Math.floor(random() * (eligible.length - 1)));
-  if (second >= first) second += 1;
-  const a = eligible[first]!;
-  const b = eligible[second]!;
-  return b.inFlight < a.inFlight ? b : a;
+/**
+ * Up to this many replicas, least-load compares all of them; beyond, two random ones. Power of two
+ * choices earns its keep with many replicas (O(1), and its randomness keeps balancers that act on
+ * stale counts from herding onto one replica). With few replicas a scan costs nothing, while two
+ * random choices often miss the one idle replica (4 replicas, one idle: half the time). The gateway
+ * counts its own in-flight requests exactly, so nothing is stale. bench:gateway measures both.
+ */
+export const EXACT_LEAST_LOAD_UP_TO = 8;
+
+/**
+ * Least outstanding requests among `choices` distinct random candidates (2: power of two choices;
+ * n or more: the exact minimum). Equal loads keep the first drawn, so ties fall at random.
+ */
+export function pickLeastLoad(
+  eligible: readonly Candidate[],
+  random: () => number,
+  choices?: number,
+): Candidate | undefined {
+  const count = eligible.length;
+  if (count <= 1) return eligible[0];
+  choices ??= count <= EXACT_LEAST_LOAD_UP_TO ? count : 2;
+  if (choices >= count) {
+    let least = Number.POSITIVE_INFINITY;
+    const tied: Candidate[] = [];
+    for (const candidate of eligible) {
+      if (candidate.inFlight < least) {
+        least = candidate.inFlight;
+        tied.length = 0;
+      }
+      if (candidate.inFlight === least) tied.push(candidate);
+    }
+    return tied[Math.min(tied.length - 1, Math.floor(random() * tied.length))];
+  }
+  // A partial Fisher-Yates shuffle draws `choices` distinct indices.
+  const indices = Array.from({ length: count }, (_, index) => index);
+  let best: Candidate | undefined;
+  for (let draw = 0; draw < Math.max(1, choices); draw++) {
+    const pick = draw + Math.min(count - draw - 1, Math.floor(random() * (count - draw)));
+    [indices[draw], indices[pick]] = [indices[pick]!, indices[draw]!];
+    const candidate = eligible[indices[draw]!]!;
+    if (!best || candidate.inFlight < best.inFlight) best = candidate;
+  }
+  return best;
 }
 
 export function pickRoundRobin(eligible: readonly Candidate[], sequence: number): Candidate | undefined {
@@ -100,9 +138,12 @@ export function buildHashRing(ids: readonly string[], replication = RING_REPLICA
 }
 
 /**
- * Consistent hashing with bounded loads (Mirrokni et al.; KubeAI's PrefixHash): walk the ring
- * clockwise from the prefix's hash and take the first upstream whose load, counting this request,
- * stays within loadFactor × the average load (also counting it). If none qualifies, the first one.
+ * Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam; KubeAI's PrefixHash):
+ * walk the ring clockwise from the prefix's hash and take the first upstream whose load, counting
+ * this request, stays within the capacity ⌈loadFactor × average load⌉ (the average also counting
+ * it). The ceiling is the paper's; KubeAI leaves it out, which with few replicas and few requests
+ * in flight sends a prefix away from its replica whenever that replica has anything in flight
+ * (4 replicas, 3 in flight: only an idle replica qualifies). If none qualifies, the first one.
  */
 export function pickPrefixHash(
   eligible: readonly Candidate[],
@@ -114,7 +155,7 @@ export function pickPrefixHash(
   const byId = new Map(eligible.map((candidate) => [candidate.id, candidate]));
   let totalLoad = 0;
   for (const candidate of eligible) totalLoad += candidate.inFlight;
-  const threshold = ((totalLoad + 1) / eligible.length) * loadFactor;
+  const capacity = Math.ceil(((totalLoad + 1) / eligible.length) * loadFactor - 1e-9);
   const start = ringIndexOf(ring, hashString(prefix));
   let first: Candidate | undefined;
   const seen = new Set<string>();
@@ -125,7 +166,7 @@ export function pickPrefixHash(
     const candidate = byId.get(owner);
     if (!candidate) continue;
     first ??= candidate;
-    if (totalLoad === 0 || candidate.inFlight + 1 <= threshold) return candidate;
+    if (candidate.inFlight + 1 <= capacity) return candidate;
   }
   return first ?? eligible[0];
 }

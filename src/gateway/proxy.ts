@@ -148,6 +148,8 @@ export interface ProxyDependencies {
   metrics: GatewayMetrics;
   options: ProxyOptions;
   random: () => number;
+  /** least-load compares this many random replicas; undefined: pickLeastLoad's default. */
+  leastLoadChoices?: number;
   now: () => number;
   /** Told when a replica is ejected or a request retried, for logs. */
   onEvent?: (event: ProxyEvent) => void;
@@ -255,6 +257,7 @@ export class UpstreamProxy {
     const chosen = pickUpstream(candidates, {
       strategy,
       random,
+      ...(this.deps.leastLoadChoices === undefined ? {} : { choices: this.deps.leastLoadChoices }),
       sequence,
       loadFactor,
       exclude: tried,
