@@ -9,7 +9,8 @@ export default defineConfig({
     exclude: ["test/k8s/**", "test/image/**", "node_modules/**", "dist/**"],
     pool: "forks",
     maxWorkers: 2,
-    testTimeout: 120_000,
+    // Generous: real processes on 2 shared cores; each test bounds its own waits with deadlines.
+    testTimeout: 300_000,
     hookTimeout: 180_000,
     globalSetup: ["test/global-setup.ts"],
   },
