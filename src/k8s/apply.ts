@@ -271,13 +271,14 @@ async function deleteObject(client: KubeClient, item: ExistingObject, dryRun = f
   await client.request({
     method: "DELETE",
     path: resourcePath(type, item.namespace, item.name),
-    query: { dryRun: dryRun ? "All" : undefined },
-    // Delete what Berth listed, not a same-named object someone created since.
+    // Delete what Berth listed, not a same-named object someone created since. With a body, the API
+    // server takes the options from it and ignores query parameters: dryRun belongs here.
     body: {
       kind: "DeleteOptions",
       apiVersion: "v1",
       propagationPolicy: "Background",
       preconditions: { uid: item.uid },
+      ...(dryRun ? { dryRun: ["All"] } : {}),
     },
     objectRef: `${item.kind}/${item.name}`,
     allowStatus: [404],

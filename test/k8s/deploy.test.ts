@@ -190,12 +190,15 @@ describe.skipIf(!availability.ok)(title, () => {
     ]) {
       expect(result.stdout).toContain(`seed/${kind}/gpt2 created`);
     }
-    // Rollout progress names the generation, the replica counts and the conditions.
-    expect(result.stderr).toMatch(
-      /seed\/gpt2: progressing: generation 1 observed \d; \d\/2 updated, \d\/2 available/,
-    );
-    expect(result.stderr).toMatch(
-      /seed\/gpt2: complete: generation 1 observed 1; 2\/2 updated, 2\/2 available; .*Available=True/,
+    // Rollout progress names the generation, the replica counts and the conditions; it ends complete.
+    const progress = result.stderr.split("\n").filter((line) => line.startsWith("seed/gpt2: "));
+    for (const line of progress) {
+      expect(line).toMatch(
+        /^seed\/gpt2: (progressing|complete): generation 1 observed [01]; [0-2]\/2 updated, [0-2]\/2 available/,
+      );
+    }
+    expect(progress.at(-1)).toMatch(
+      /^seed\/gpt2: complete: generation 1 observed 1; 2\/2 updated, 2\/2 available; .*Available=True/,
     );
     expect(result.stdout).toContain("rolled out: seed/gpt2");
 
@@ -237,6 +240,48 @@ describe.skipIf(!availability.ok)(title, () => {
     await deployModels(kube, [spec], { timeoutMs: 120_000 });
     const placed = await runningPods("gpu", "llama", 3);
     for (const pod of placed) expect(gpuNodes).toContain(pod.spec.nodeName);
+  });
+
+  it("an autoscaled model gets an HPA the API server accepts, and its replica count is left to the HPA", async () => {
+    await cluster.createNamespace("scaled");
+    const text = specText({ name: "auto", namespace: "scaled" }).replace("min: 2, max: 2", "min: 1, max: 4");
+    const file = specFile(text);
+    const first = await berth(["deploy", "-f", file, "--kubeconfig", kubeconfig]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain("scaled/HorizontalPodAutoscaler/auto created");
+    const hpa = (await cluster.kubectlJson(["get", "hpa", "auto", "-n", "scaled"])) as {
+      spec: {
+        minReplicas: number;
+        maxReplicas: number;
+        metrics: Array<{ pods?: { metric: { name: string } } }>;
+      };
+    };
+    expect(hpa.spec).toMatchObject({ minReplicas: 1, maxReplicas: 4 });
+    expect(hpa.spec.metrics[0]?.pods?.metric.name).toBe("berth_requests_in_flight");
+    // What an HPA does (as another field manager): a re-deploy neither conflicts with it nor undoes it.
+    await cluster.kubectl(["scale", "deployment", "auto", "--replicas=3", "-n", "scaled"]);
+    const again = await berth(["deploy", "-f", file, "--kubeconfig", kubeconfig]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("scaled/Deployment/auto unchanged");
+    expect((await deployment("scaled", "auto")).spec.replicas).toBe(3);
+    expect((await deployment("scaled", "auto")).status.availableReplicas).toBe(3);
+  });
+
+  it("times out a rollout that cannot finish, naming each pod's state and why it is not scheduled", async () => {
+    await cluster.createNamespace("stuck");
+    // Eight GPUs per replica: no simulated node has that many.
+    const file = specFile(specText({ name: "huge", namespace: "stuck", gpu: 8, replicas: 1 }));
+    const result = await berth(["deploy", "-f", file, "--kubeconfig", kubeconfig, "--timeout", "5s"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /stuck\/huge: progressing: generation 1 observed [01]; [01]\/1 updated, 0\/1 available/,
+    );
+    expect(result.stderr).toContain(
+      "BERTH_K8S_ROLLOUT_TIMEOUT: 1 of 1 deployments did not become available within 5s",
+    );
+    expect(result.stderr).toMatch(
+      /pod huge-\S+ Pending \(not scheduled\): PodScheduled=False Unschedulable: .*Insufficient nvidia\.com\/gpu/,
+    );
   });
 
   it("re-deploying the unchanged spec writes nothing: every resourceVersion stays", async () => {
@@ -328,6 +373,19 @@ describe.skipIf(!availability.ok)(title, () => {
     expect(
       (await cluster.kubectl(["get", "ingress", "gpt2", "-n", "seed", "-o", "name"])).stdout.trim(),
     ).toBe("ingress.networking.k8s.io/gpt2");
+
+    const dryRun = await berth([
+      "deploy",
+      "-f",
+      withoutIngress,
+      "--kubeconfig",
+      kubeconfig,
+      "--prune",
+      "--dry-run=server",
+    ]);
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stdout).toContain("seed/Ingress/gpt2 would be pruned");
+    expect((await cluster.kubectl(["get", "ingress", "gpt2", "-n", "seed", "-o", "name"])).code).toBe(0);
 
     const pruned = await berth(["deploy", "-f", withoutIngress, "--kubeconfig", kubeconfig, "--prune"]);
     expect(pruned.code, pruned.stderr).toBe(0);
