@@ -896,6 +896,9 @@ async function startLocalCluster(binDir: string, options: StartClusterOptions): 
           "--manage-all-nodes=false",
           `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION.key}=${KWOK_NODE_ANNOTATION.value}`,
           `--cidr=${POD_CIDR}`,
+          // Renew the simulated nodes' leases (kwokctl passes this too): without it every node turns
+          // NotReady after ~50 s, pods go Ready=False and Deployments never become Available again.
+          "--node-lease-duration-seconds=40",
         ],
         logDir,
       ),
