@@ -5,39 +5,42 @@ import { CliError } from "./errors.js";
 
 type Registrar = (program: Command) => void;
 
-// Each command module exports `register(program)`. Loaded eagerly: startup cost is small
-// and heavy dependencies (node-llama-cpp, the Kubernetes client) are imported inside actions.
-const COMMAND_MODULES: Array<() => Promise<{ register: Registrar }>> = [
-  // commands: one line each
-  () => import("./validate.js"),
-  () => import("./render.js"),
-  () => import("./deploy.js"),
-  () => import("./delete.js"),
-  () => import("./k8s.js"),
-  () => import("./model.js"),
-  () => import("./build.js"),
-  () => import("./serve.js"),
-  () => import("./up.js"),
-  () => import("./status.js"),
-  () => import("./events.js"),
-  () => import("./logs.js"),
-  () => import("./scale.js"),
-  () => import("./apply.js"),
-  () => import("./down.js"),
-];
+// Each command module exports `register(program)`; heavy dependencies (node-llama-cpp, the
+// Kubernetes client) are imported inside actions. Keyed by command name so that a run loads only
+// the module of the command it runs (startup is paid by every `berth` call, e.g. in a deploy loop);
+// help, version and unknown commands load them all.
+const COMMAND_MODULES: Record<string, () => Promise<{ register: Registrar }>> = {
+  validate: () => import("./validate.js"),
+  render: () => import("./render.js"),
+  deploy: () => import("./deploy.js"),
+  delete: () => import("./delete.js"),
+  k8s: () => import("./k8s.js"),
+  model: () => import("./model.js"),
+  build: () => import("./build.js"),
+  serve: () => import("./serve.js"),
+  up: () => import("./up.js"),
+  status: () => import("./status.js"),
+  events: () => import("./events.js"),
+  logs: () => import("./logs.js"),
+  scale: () => import("./scale.js"),
+  apply: () => import("./apply.js"),
+  down: () => import("./down.js"),
+};
 
-export async function buildProgram(): Promise<Command> {
+export async function buildProgram(commandName?: string): Promise<Command> {
   const program = new Command("berth")
     .description("Deploy and run large language models, locally or on Kubernetes")
     .version(process.env.npm_package_version ?? "0.1.0")
     .showHelpAfterError()
     .exitOverride();
-  for (const load of COMMAND_MODULES) (await load()).register(program);
+  const only = commandName === undefined ? undefined : COMMAND_MODULES[commandName];
+  const loaders = only ? [only] : Object.values(COMMAND_MODULES);
+  for (const load of loaders) (await load()).register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = await buildProgram();
+  const program = await buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);
   } catch (error) {
