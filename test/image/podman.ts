@@ -4,8 +4,10 @@
 import { execFile, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "../support/net.js";
+
+export { freePort };
 
 export interface CommandResult {
   code: number;
@@ -115,19 +117,6 @@ export class Podman {
     await this.run(["system", "reset", "--force"], 120_000);
     await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls `check` until it returns a value or `timeoutMs` passes; the last error explains a timeout. */

@@ -2,25 +2,14 @@
 // names of DESIGN.md must arrive in Prometheus with the values the requests produced.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTinyModel } from "../../src/models/tiny.js";
+import { freePort } from "../support/net.js";
 import { type ServeProcess, startServe, waitFor } from "../support/serve-process.js";
 
 const PROMETHEUS = "/usr/bin/prometheus";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 async function query(prometheusUrl: string, promql: string): Promise<number | undefined> {
   const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(promql)}`);

@@ -1,0 +1,15 @@
+// Small network helpers the test suites share.
+import { createServer } from "node:net";
+
+/** A TCP port free on 127.0.0.1 right now (for servers that cannot listen on port 0 and report it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
