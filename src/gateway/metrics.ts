@@ -1,13 +1,9 @@
 // The gateway's Prometheus metrics, in a registry of its own (several gateways can live in one
 // process in tests). Gauges are computed at scrape time from the load tracker and the directory.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { REQUEST_DURATION_BUCKETS, TIME_TO_FIRST_TOKEN_BUCKETS } from "../server/metrics.js";
 import type { UpstreamDirectory, UpstreamState } from "./directory.js";
 import type { LoadTracker } from "./load.js";
-
-/** Seconds: a proxied cheap call takes ~1 ms, a long generation minutes. */
-const LATENCY_BUCKETS = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-];
 
 const UPSTREAM_STATES: readonly UpstreamState[] = ["starting", "ready", "draining", "stopped", "failed"];
 
@@ -33,14 +29,16 @@ export class GatewayMetrics {
       name: "berth_request_duration_seconds",
       help: "Time from a request's arrival at the gateway to the end of its response.",
       labelNames: ["model", "route"],
-      buckets: LATENCY_BUCKETS,
+      // The replicas' buckets: the same metric name must share boundaries to be aggregated
+      // (histogram_quantile over sum by (le)) across gateway and replicas.
+      buckets: REQUEST_DURATION_BUCKETS,
       registers,
     });
     this.timeToFirstToken = new Histogram({
       name: "berth_time_to_first_token_seconds",
       help: "Time from a request's arrival at the gateway to the first response body byte sent to the client.",
       labelNames: ["model", "route"],
-      buckets: LATENCY_BUCKETS,
+      buckets: TIME_TO_FIRST_TOKEN_BUCKETS,
       registers,
     });
     this.upstreamRequests = new Counter({
