@@ -35,7 +35,10 @@ export function register(program: Command): void {
       "--ctx <tokens>",
       "context per sequence: prompt + max_tokens of one request (default min(model's, 1024))",
     )
-    .option("--threads <n>", "CPU threads for decoding (default: physical cores)")
+    .option(
+      "--threads <n>",
+      "CPU threads for decoding (default: the CPUs this process may use: cores, affinity, cgroup quota)",
+    )
     .option(
       "--model-id <id>",
       "model name clients send and /v1/models lists (default: file name without .gguf)",

@@ -20,6 +20,7 @@ import type {
 } from "node-llama-cpp";
 import type { Logger } from "../util/log.js";
 import { type BatchListener, observingInOrderStrategy } from "./batch.js";
+import { defaultThreadCount, readCpuBudget } from "./cpu-budget.js";
 import { EngineError, engineClosedError, invalidRequestError, overloadedError } from "./errors.js";
 import { checkFitsContext, checkPromptTokens, type ResolvedSampling, resolveSampling } from "./request.js";
 import { chooseSlot, DEFAULT_MIN_PREFIX_REUSE } from "./slots.js";
@@ -44,7 +45,7 @@ export interface LlamaEngineOptions {
   parallel?: number;
   /** Tokens one request can use (prompt + max_tokens); default min(training context, 1024). */
   contextPerSequence?: number;
-  /** CPU threads for decoding; default the physical cores llama.cpp counts. See process.ts too. */
+  /** CPU threads for decoding; default: the CPUs this process may use (src/engine/cpu-budget.ts). */
   threads?: number;
   /** Requests admitted while every slot is busy; one more is refused (BERTH_OVERLOADED). Default 4×parallel. */
   maxQueue?: number;
@@ -120,8 +121,9 @@ export async function createLlamaEngine(options: LlamaEngineOptions): Promise<En
         `contextPerSequence must be an integer in 2..${trainContextSize} (the training context)`,
       );
     }
-    // Threads = physical cores: node-llama-cpp's default, max(cores, 4), oversubscribes 2 cores (0.8 tok/s).
-    const threads = options.threads ?? Math.max(1, llama.cpuMathCores);
+    // Threads = the CPUs this process may really use (cores, affinity, cgroup quota): node-llama-cpp's
+    // default, max(cores, 4), oversubscribes 2 cores (0.8 tok/s), and threads beyond a quota only spin.
+    const threads = options.threads ?? defaultThreadCount(await readCpuBudget(llama.cpuMathCores));
     const prefillChunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
     const batchSize = Math.max(DEFAULT_BATCH_SIZE, parallel + prefillChunk);
     const batchListeners = new Set<BatchListener>();
