@@ -29,6 +29,7 @@ export function formatStatus(status: UpStatus, now: number): string {
   ];
   for (const model of status.models) {
     const notes = [
+      model.available === false ? "UNAVAILABLE (requests get 503 at once)" : "",
       model.autoscaling.enabled ? "" : "autoscaling off",
       model.autoscaling.panicking ? "panic" : "",
       model.rollout ? `rolling to gen ${model.rollout.toGeneration}` : "",
@@ -48,6 +49,13 @@ export function formatStatus(status: UpStatus, now: number): string {
     ]);
   }
   lines.push(table(rows), "");
+  for (const model of status.models) {
+    if (model.available === false)
+      lines.push(
+        `${model.name} cannot serve: ${model.unavailableReason ?? "no replica can become ready"}`,
+        "",
+      );
+  }
   for (const model of status.models) {
     if (model.replicas.length === 0) {
       lines.push(`${model.name}: no replicas`, "");

@@ -12,6 +12,7 @@ export function adminSocketPath(stateDirectory: string): string {
 const replicaStateSchema = z.enum([
   "starting",
   "ready",
+  "unresponsive",
   "draining",
   "restarting",
   "crash-looping",
@@ -55,6 +56,9 @@ export const modelStatusSchema = z.object({
   }),
   rollout: z.object({ toGeneration: z.number(), startedAt: z.number() }).optional(),
   inFlight: z.number(),
+  /** False while no replica can become ready (crash loop, failed model): requests get 503 at once. */
+  available: z.boolean().optional(),
+  unavailableReason: z.string().optional(),
   replicas: z.array(replicaStatusSchema),
 });
 

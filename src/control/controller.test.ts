@@ -313,3 +313,54 @@ describe("Controller", () => {
     expect(controller.status().models).toEqual([]);
   });
 });
+
+describe("Controller availability (what the gateway fails fast on)", () => {
+  it("reports a model unavailable only while every replica crash-loops, relaunches included", async () => {
+    const { runtime, controller } = setup();
+    controller.apply([{ deployment: deployment("{ min: 2, max: 2 }") }]);
+    controller.start();
+    await settle();
+    const [first, second] = ids(runtime).map((replica) => replica.id);
+    if (!first || !second) throw new Error("two replicas expected");
+    // Starting and restarting may still end ready: the gateway holds.
+    expect(controller.unavailable("served-m")).toBeUndefined();
+    runtime.set(first, "crash-looping");
+    runtime.set(second, "restarting");
+    expect(controller.unavailable("served-m")).toBeUndefined();
+    const replica = runtime.replicas.get(second);
+    if (replica) {
+      replica.message = "exited with code 1; restart 3 in 2000 ms";
+      replica.lastLogLines = ["loading model", "error: failed to load model", ""];
+    }
+    runtime.set(second, "crash-looping");
+    const unavailable = controller.unavailable("served-m");
+    expect(unavailable?.reason).toContain("crash-looping");
+    // A crash-looping replica relaunching is still one that crash-loops.
+    runtime.set(first, "starting");
+    runtime.set(second, "starting");
+    expect(controller.unavailable("served-m")?.reason).toContain("crash-looping");
+    expect(controller.status().models[0]).toMatchObject({ available: false });
+    expect(controller.status().models[0]?.unavailableReason).toContain("crash-looping");
+    // One ready replica and the model serves again.
+    runtime.set(first, "ready");
+    expect(controller.unavailable("served-m")).toBeUndefined();
+    expect(controller.status().models[0]).toMatchObject({ available: true });
+  });
+
+  it("takes an unresponsive replica out of rotation and counts it as not ready", async () => {
+    const { runtime, controller } = setup();
+    controller.apply([{ deployment: deployment("{ min: 1, max: 1 }") }]);
+    controller.start();
+    await settle();
+    await readyAll(runtime);
+    const [replica] = ids(runtime);
+    if (!replica) throw new Error("one replica expected");
+    expect(controller.upstreams("served-m")[0]?.state).toBe("ready");
+    const stored = runtime.replicas.get(replica.id);
+    if (!stored) throw new Error("replica missing");
+    // The local runtime keeps an unresponsive replica's address: it may come back.
+    stored.state = "unresponsive";
+    expect(controller.upstreams("served-m")[0]?.state).toBe("starting");
+    expect(controller.status().models[0]?.ready).toBe(0);
+  });
+});

@@ -10,6 +10,7 @@
 import type {
   LoadSnapshot,
   LoadSource,
+  ModelUnavailable,
   Upstream,
   UpstreamDirectory,
   UpstreamState,
@@ -75,6 +76,7 @@ export type ControllerEventType =
   | "replica-ready"
   | "replica-restarting"
   | "replica-crash-looping"
+  | "replica-unresponsive"
   | "replica-draining"
   | "replica-stopped";
 
@@ -118,6 +120,9 @@ export interface ModelStatus {
   autoscaling: { enabled: boolean; panicking: boolean; lastDecision?: AutoscalerEvent };
   rollout?: { toGeneration: number; startedAt: number };
   inFlight: number;
+  /** False while no replica can become ready (every one crash-looping): the gateway answers 503 at once. */
+  available: boolean;
+  unavailableReason?: string;
   replicas: ReplicaStatus[];
 }
 
@@ -164,6 +169,11 @@ export class Controller implements UpstreamDirectory {
   readonly #listeners = new Set<() => void>();
   readonly #events: ControllerEvent[] = [];
   readonly #lastSeenState = new Map<string, ReplicaState>();
+  /**
+   * Replicas that reached crash-looping and have not been ready since: a relaunch ("starting")
+   * does not make the model available again, only a replica that becomes ready does.
+   */
+  readonly #crashLooping = new Set<string>();
   #seq = 0;
   #loadSource?: LoadSource;
   #timer: unknown;
@@ -229,6 +239,23 @@ export class Controller implements UpstreamDirectory {
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  unavailable(model: string): ModelUnavailable | undefined {
+    const found = this.#entryByServedName(model);
+    if (!found) return undefined;
+    const [name] = found;
+    const current = this.#replicasOf(name).filter((replica) => !this.#isRetiring(replica));
+    if (current.length === 0 || current.some((replica) => replica.state === "ready")) return undefined;
+    // A replica starting for the first time (or restarting after one or two failures) may still
+    // become ready: hold. Only when every one has crash-looped is waiting pointless.
+    if (!current.every((replica) => this.#crashLooping.has(replica.id))) return undefined;
+    const first = current[0]!;
+    const lastLine = [...(first.lastLogLines ?? [])].reverse().find((line) => line.trim().length > 0);
+    const said = lastLine === undefined ? "" : `; its last log line: ${lastLine.trim().slice(0, 300)}`;
+    return {
+      reason: `every replica of model "${name}" is crash-looping (${first.id} ${first.message ?? "keeps exiting"}${said})`,
+    };
   }
 
   // ---- Control ----
@@ -381,6 +408,7 @@ export class Controller implements UpstreamDirectory {
       const load = this.#load(entry);
       const mine = replicas.filter((replica) => replica.model === name && replica.state !== "stopped");
       const { floor, ceiling } = replicaBounds(entry.deployment.spec, entry.manualFloor);
+      const unavailable = entry.removed ? undefined : this.unavailable(servedName(entry.deployment));
       models.push({
         name,
         servedName: servedName(entry.deployment),
@@ -398,6 +426,8 @@ export class Controller implements UpstreamDirectory {
         },
         rollout: entry.rollout,
         inFlight: load.inFlight,
+        available: unavailable === undefined,
+        ...(unavailable === undefined ? {} : { unavailableReason: unavailable.reason }),
         replicas: mine.map((replica) => ({
           id: replica.id,
           generation: replica.generation,
@@ -580,6 +610,9 @@ export class Controller implements UpstreamDirectory {
       if (event) this.#record(replica.model, event.type, event.message, event.inputs);
       if (replica.state === "stopped") this.#lastSeenState.delete(replica.id);
       else this.#lastSeenState.set(replica.id, replica.state);
+      if (replica.state === "crash-looping") this.#crashLooping.add(replica.id);
+      else if (replica.state === "ready" || replica.state === "stopped")
+        this.#crashLooping.delete(replica.id);
     }
     this.#notify();
     // A replica that became ready or died can unblock a rollout or a scale step.
@@ -605,6 +638,7 @@ export class Controller implements UpstreamDirectory {
         return "ready";
       case "starting":
       case "restarting":
+      case "unresponsive":
         return "starting";
       case "crash-looping":
         return "failed";
@@ -716,6 +750,12 @@ function replicaEvent(
           restarts: replica.restarts,
           lastLogLines: replica.lastLogLines,
         },
+      };
+    case "unresponsive":
+      return {
+        type: "replica-unresponsive",
+        message: `${replica.id} ${replica.message ?? "stopped answering its health check"}: out of rotation`,
+        inputs: { pid: replica.pid },
       };
     case "draining":
       return undefined; // recorded by the controller when it retires the replica

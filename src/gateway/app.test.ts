@@ -168,7 +168,11 @@ describe("routing and forwarding", () => {
     });
     expect((await request(`${url}/healthz`)).statusCode).toBe(200);
     const ready = await request(`${url}/readyz`);
-    expect(await ready.body.json()).toEqual({ status: "ready", readyReplicas: { alpha: 1, beta: 0 } });
+    expect(await ready.body.json()).toEqual({
+      status: "ready",
+      readyReplicas: { alpha: 1, beta: 0 },
+      models: { alpha: { readyReplicas: 1, available: true }, beta: { readyReplicas: 0, available: true } },
+    });
     const metrics = await (await request(`${url}/metrics`)).body.text();
     expect(metrics).toContain('berth_requests_total{model="alpha",route="/v1/completions",code="200"} 1');
     expect(metrics).toContain('berth_upstream_requests_total{model="alpha",replica="a-1",code="200"} 1');

@@ -205,17 +205,25 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   app.get("/readyz", async (_request, reply) => {
-    const models = Object.fromEntries(
-      directory
-        .models()
-        .map((model) => [
-          model,
-          directory.upstreams(model).filter((upstream) => upstream.state === "ready").length,
-        ]),
-    );
-    // Ready while accepting: a model with no ready replica is held (scale from zero), not refused.
-    reply.code(closing ? 503 : 200);
-    return { status: closing ? "draining" : "ready", readyReplicas: models };
+    const names = directory.models();
+    const readyReplicas: Record<string, number> = {};
+    const models: Record<string, { readyReplicas: number; available: boolean; reason?: string }> = {};
+    for (const model of names) {
+      const ready = directory.upstreams(model).filter((upstream) => upstream.state === "ready").length;
+      const unavailable = ready > 0 ? undefined : directory.unavailable?.(model);
+      readyReplicas[model] = ready;
+      models[model] = {
+        readyReplicas: ready,
+        available: unavailable === undefined,
+        ...(unavailable ? { reason: unavailable.reason } : {}),
+      };
+    }
+    // Ready while some model can serve: one with no ready replica is held (scale from zero), not
+    // refused; only when every model is unavailable (crash loops) is this gateway of no use.
+    const noneCanServe = names.length > 0 && names.every((model) => models[model]?.available === false);
+    const status = closing ? "draining" : noneCanServe ? "unavailable" : "ready";
+    reply.code(status === "ready" ? 200 : 503);
+    return { status, readyReplicas, models };
   });
 
   app.get("/metrics", async (_request, reply) => {

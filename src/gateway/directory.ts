@@ -27,6 +27,17 @@ export interface UpstreamDirectory {
   wake(model: string): void;
   /** Called on any upstream change, so held requests can proceed. Returns an unsubscribe function. */
   onChange(listener: () => void): () => void;
+  /**
+   * Why no replica of `model` can become ready now (every replica crash-looping, the model failed),
+   * or undefined when one is ready or may soon be (starting, scaling from zero). The gateway then
+   * answers at once instead of holding requests. Optional: a directory without it is never unavailable.
+   */
+  unavailable?(model: string): ModelUnavailable | undefined;
+}
+
+export interface ModelUnavailable {
+  /** In words, for the client and the operator: what is wrong and what the replicas last said. */
+  reason: string;
 }
 
 /** What the gateway reports to the autoscaler: load it sees, per model, sampled by the controller. */

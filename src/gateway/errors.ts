@@ -10,6 +10,7 @@ export type GatewayErrorCode =
   | "BERTH_UNAUTHORIZED"
   | "BERTH_RATE_LIMITED"
   | "BERTH_NO_REPLICA"
+  | "BERTH_MODEL_UNAVAILABLE"
   | "BERTH_HOLD_FULL"
   | "BERTH_UPSTREAM_UNAVAILABLE"
   | "BERTH_UPSTREAM_TIMEOUT"
@@ -32,6 +33,7 @@ export const GATEWAY_ERRORS: Record<GatewayErrorCode, CodeInfo> = {
   BERTH_UNAUTHORIZED: { status: 401, type: "authentication_error" },
   BERTH_RATE_LIMITED: { status: 429, type: "rate_limit_error" },
   BERTH_NO_REPLICA: { status: 503, type: "server_error" },
+  BERTH_MODEL_UNAVAILABLE: { status: 503, type: "server_error" },
   BERTH_HOLD_FULL: { status: 503, type: "server_error" },
   BERTH_UPSTREAM_UNAVAILABLE: { status: 502, type: "server_error" },
   BERTH_UPSTREAM_TIMEOUT: { status: 504, type: "server_error" },

@@ -32,6 +32,22 @@ export function hasReadyUpstream(directory: UpstreamDirectory, model: string): b
   return directory.upstreams(model).some((upstream) => upstream.state === "ready");
 }
 
+/**
+ * The 503 for a model none of whose replicas can become ready (crash loop, failed model), or
+ * undefined: holding a request for it would only make the client wait for the same answer.
+ */
+export function unavailableError(
+  directory: UpstreamDirectory,
+  model: string,
+  retryAfterSeconds: number,
+): GatewayError | undefined {
+  const unavailable = directory.unavailable?.(model);
+  if (!unavailable) return undefined;
+  return new GatewayError("BERTH_MODEL_UNAVAILABLE", `model "${model}" cannot serve: ${unavailable.reason}`, {
+    retryAfterSeconds,
+  });
+}
+
 export class ReadyWaiter {
   private readonly waiting = new Map<string, Set<Waiter>>();
   private readonly unsubscribe: () => void;
@@ -51,12 +67,23 @@ export class ReadyWaiter {
 
   /**
    * Resolves when `model` has a ready upstream (at once if it has one). Rejects with BERTH_HOLD_FULL,
-   * BERTH_NO_REPLICA after the hold timeout, BERTH_GATEWAY_DRAINING on close, or the signal's reason.
+   * BERTH_NO_REPLICA after the hold timeout, BERTH_MODEL_UNAVAILABLE at once (or as soon as it
+   * becomes so) when no replica can become ready, BERTH_GATEWAY_DRAINING on close, or the signal's reason.
    */
   wait(model: string, signal: AbortSignal): Promise<void> {
     if (hasReadyUpstream(this.directory, model)) return Promise.resolve();
     if (this.closed) {
-      return Promise.reject(new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down"));
+      return Promise.reject(
+        new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down", {
+          retryAfterSeconds: this.options.retryAfterSeconds,
+        }),
+      );
+    }
+    const unavailable = unavailableError(this.directory, model, this.options.retryAfterSeconds);
+    if (unavailable) {
+      // Still asked: a model scaled to zero after a crash loop gets a fresh replica to try.
+      this.directory.wake(model);
+      return Promise.reject(unavailable);
     }
     if (signal.aborted) return Promise.reject(signal.reason);
     const waiters = this.waiting.get(model) ?? new Set<Waiter>();
@@ -111,18 +138,24 @@ export class ReadyWaiter {
     });
   }
 
-  /** Releases every waiter whose model now has a ready upstream. */
+  /** Releases every waiter whose model now has a ready upstream, or can no longer get one. */
   private release(): void {
     for (const [model, waiters] of this.waiting) {
-      if (!hasReadyUpstream(this.directory, model)) continue;
-      for (const waiter of [...waiters]) waiter.resolve();
+      if (hasReadyUpstream(this.directory, model)) {
+        for (const waiter of [...waiters]) waiter.resolve();
+        continue;
+      }
+      const unavailable = unavailableError(this.directory, model, this.options.retryAfterSeconds);
+      if (unavailable) for (const waiter of [...waiters]) waiter.reject(unavailable);
     }
   }
 
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    const error = new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down");
+    const error = new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down", {
+      retryAfterSeconds: this.options.retryAfterSeconds,
+    });
     for (const waiters of this.waiting.values()) for (const waiter of [...waiters]) waiter.reject(error);
   }
 }

@@ -24,6 +24,9 @@ export interface ModelStatus {
   held: number;
   completed: number;
   lastRequestAt: number;
+  /** False while no replica can become ready (crash loop, failed model); requests get 503 at once. */
+  available: boolean;
+  unavailableReason?: string;
   replicas: ReplicaStatus[];
 }
 
@@ -43,6 +46,7 @@ export async function buildStatus(
   for (const name of directory.models()) {
     const snapshot = load.load(name);
     const policy = await policies.policy(name).catch(() => undefined);
+    const unavailable = directory.unavailable?.(name);
     models.push({
       name,
       strategy: policy?.routing.strategy ?? "least-load",
@@ -51,6 +55,8 @@ export async function buildStatus(
       held: snapshot.held,
       completed: snapshot.completed,
       lastRequestAt: snapshot.lastRequestAt,
+      available: unavailable === undefined,
+      ...(unavailable ? { unavailableReason: unavailable.reason } : {}),
       replicas: directory.upstreams(name).map((upstream) => {
         const ejection = outliers.ejection(upstream.id);
         const ejected = ejection !== undefined && ejection.until > now;

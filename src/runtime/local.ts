@@ -46,9 +46,14 @@ export interface LocalRuntimeOptions {
   crashLoopAfter?: number;
   /** A replica that was ready this long before dying starts its backoff afresh. Default 30 s. */
   healthyAfterMs?: number;
-  /** Liveness: /healthz every interval; this many failures in a row and the replica is restarted. */
+  /**
+   * Liveness: /healthz every interval (default 1 s, timeout 1 s). `unresponsiveAfter` failures in a
+   * row (default 2) take a ready replica out of rotation ("unresponsive") within a few seconds;
+   * `livenessFailures` in a row (default 10) kill and restart it. A success makes it ready again.
+   */
   livenessIntervalMs?: number;
   livenessTimeoutMs?: number;
+  unresponsiveAfter?: number;
   livenessFailures?: number;
 }
 
@@ -129,9 +134,10 @@ export class LocalRuntime implements Runtime {
       backoffMaxMs: 30_000,
       crashLoopAfter: 3,
       healthyAfterMs: 30_000,
-      livenessIntervalMs: 5000,
-      livenessTimeoutMs: 3000,
-      livenessFailures: 3,
+      livenessIntervalMs: 1000,
+      livenessTimeoutMs: 1000,
+      unresponsiveAfter: 2,
+      livenessFailures: 10,
       ...options,
     };
     process.on("exit", this.#killAllOnExit);
@@ -338,12 +344,26 @@ export class LocalRuntime implements Runtime {
 
   #watchLiveness(replica: LocalReplica, attempt: number): void {
     let failures = 0;
+    const watched = () =>
+      replica.attempt === attempt && (replica.state === "ready" || replica.state === "unresponsive");
     const check = async (): Promise<void> => {
-      if (replica.attempt !== attempt || replica.state !== "ready" || !replica.url) return;
+      if (!watched() || !replica.url) return;
       if (await probe(`${replica.url}/healthz`, this.#options.livenessTimeoutMs)) {
         failures = 0;
-      } else if (replica.attempt === attempt && replica.state === "ready") {
+        if (watched() && replica.state === "unresponsive") {
+          replica.state = "ready";
+          replica.message = undefined;
+          this.#options.logger?.info({ replica: replica.id }, "replica answers again: back in rotation");
+          this.#emit(replica);
+        }
+      } else if (watched()) {
         failures += 1;
+        if (failures >= this.#options.unresponsiveAfter && replica.state === "ready") {
+          replica.state = "unresponsive";
+          replica.message = `/healthz did not answer within ${this.#options.livenessTimeoutMs} ms ${failures} times in a row`;
+          this.#options.logger?.warn({ replica: replica.id }, `${replica.message}: out of rotation`);
+          this.#emit(replica);
+        }
         if (failures >= this.#options.livenessFailures) {
           replica.message = `liveness: /healthz failed ${failures} times in a row: killed`;
           this.#options.logger?.warn({ replica: replica.id }, replica.message);

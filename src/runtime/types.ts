@@ -7,9 +7,18 @@ import type { ModelDeployment } from "../spec/index.js";
  * draining: asked to stop (SIGTERM or equivalent), finishing in-flight work.
  * restarting: it died unexpectedly and the runtime will start it again after a backoff.
  * crash-looping: restarting, after several failures in a row; `lastLogLines` says why.
+ * unresponsive: was ready, its health check stopped answering (hung, SIGSTOP): out of rotation at
+ *   once, killed and restarted if it does not recover, back to ready if it does.
  * stopped: gone after a stop request (a runtime drops such replicas from `list()` soon after).
  */
-export type ReplicaState = "starting" | "ready" | "draining" | "restarting" | "crash-looping" | "stopped";
+export type ReplicaState =
+  | "starting"
+  | "ready"
+  | "unresponsive"
+  | "draining"
+  | "restarting"
+  | "crash-looping"
+  | "stopped";
 
 /** What a runtime needs to start one replica of a model at a spec generation. */
 export interface ReplicaTemplate {
