@@ -15,6 +15,7 @@ import { buildGateway, type Gateway } from "../gateway/app.js";
 import { LocalRuntime } from "../runtime/local.js";
 import { type ModelDeployment, parseSpecText, SpecError } from "../spec/index.js";
 import type { Logger } from "../util/log.js";
+import { upConsoleSource } from "./up-console.js";
 
 export interface UpOptions {
   specFile: string;
@@ -94,7 +95,14 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
 
   let gateway: Gateway;
   try {
-    gateway = await buildGateway({ directory: controller, logger, host: options.host, port: options.port });
+    gateway = await buildGateway({
+      directory: controller,
+      logger,
+      host: options.host,
+      port: options.port,
+      history: {},
+      console: upConsoleSource(controller, runtime),
+    });
   } catch (error) {
     await controller.shutdown();
     throw error;

@@ -13,8 +13,11 @@ import Fastify, {
 import { registerDashboard } from "../dashboard/routes.js";
 import type { Logger } from "../util/log.js";
 import { bearerToken, defaultKeySourceContext, type KeySourceContext } from "./auth.js";
+import { type ConsoleSource, registerConsoleApi } from "./console.js";
 import type { UpstreamDirectory } from "./directory.js";
 import { errorBody, errorHeaders, GatewayError } from "./errors.js";
+import { DEFAULT_HISTORY_OPTIONS, GatewayHistory, type HistoryOptions } from "./history.js";
+import { HistorySampler } from "./history-sampler.js";
 import { DEFAULT_HOLD_OPTIONS, type HoldOptions, ReadyWaiter } from "./hold.js";
 import { inspectFormBody, inspectJsonBody, opaqueBody, type RequestSummary } from "./inspect.js";
 import { LoadTracker } from "./load.js";
@@ -54,6 +57,10 @@ export interface GatewayOptions {
   shutdownGraceMs?: number;
   /** Serve the dashboard at GET / (default true). */
   dashboard?: boolean;
+  /** Keep a short history of load per model for the console's charts (sampled while listening). Default off. */
+  history?: Partial<HistoryOptions>;
+  /** Events, logs and desired replicas for the console, from a controller (berth up). */
+  console?: ConsoleSource;
   /**
    * least-load compares this many random replicas: 2 is power of two choices, a number ≥ the
    * replicas is the exact least-loaded one. Default: all of them up to 8 replicas, else 2.
@@ -239,6 +246,21 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   if (options.dashboard ?? true) registerDashboard(app);
+  const history = options.history && new GatewayHistory({ ...DEFAULT_HISTORY_OPTIONS, ...options.history });
+  const sampler =
+    history &&
+    new HistorySampler({
+      directory,
+      load,
+      history,
+      ...(options.console ? { desiredReplicas: () => options.console?.desiredReplicas() ?? {} } : {}),
+    });
+  registerConsoleApi(app, {
+    ...(history ? { history } : {}),
+    ...(options.console ? { source: options.console } : {}),
+    authorize: authenticateAnyModel,
+    sendError,
+  });
 
   function modelObject(model: string) {
     return { id: model, object: "model", created: 0, owned_by: "berth" };
@@ -432,6 +454,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     async listen() {
       await app.listen({ host, port });
+      sampler?.start(history?.options.intervalMs ?? DEFAULT_HISTORY_OPTIONS.intervalMs);
       const address = app.server.address();
       const boundPort = typeof address === "object" && address ? address.port : port;
       const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
@@ -441,6 +464,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     async close() {
       closing = true;
       unsubscribe();
+      await sampler?.stop();
       waiter.close();
       // Requests in flight finish (a long generation included) within the grace period; after it
       // the upstream connections are cut, which ends their responses, so close always returns.

@@ -1,6 +1,8 @@
 // The dashboard in a real browser (Debian's headless Chromium through playwright-core): the page the
-// gateway serves at / shows each model's replicas with their state and follows changes by polling.
-// The replicas are stand-in HTTP servers: the page only reads what the directory and gateway report.
+// gateway serves at / shows each model's replicas with their state and follows changes by polling,
+// under a strict Content-Security-Policy that the page never violates. The replicas are stand-in HTTP
+// servers: the page only reads what the directory and gateway report (test/up/console.test.ts drives
+// the whole console against a real berth up).
 import { existsSync } from "node:fs";
 import { type Browser, chromium } from "playwright-core";
 import { request } from "undici";
@@ -26,6 +28,30 @@ const CHROMIUM_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+describe("dashboard assets", () => {
+  it("serves uPlot from node_modules and nothing outside its list, with the policy on every file", async () => {
+    const gateway = await buildGateway({
+      directory: new MemoryDirectory(),
+      logger: captureLogger().logger,
+      port: 0,
+    });
+    try {
+      const uplot = await gateway.app.inject({ method: "GET", url: "/console/vendor/uPlot.esm.js" });
+      expect(uplot.statusCode).toBe(200);
+      expect(uplot.headers["content-type"]).toContain("text/javascript");
+      expect(uplot.headers["content-security-policy"]).toContain("default-src 'self'");
+      expect(uplot.body).toContain("export { uPlot as default }");
+      const css = await gateway.app.inject({ method: "GET", url: "/console/console.css" });
+      expect(css.headers["content-type"]).toContain("text/css");
+      for (const path of ["/console/routes.ts", "/console/../package.json", "/console/vendor/uPlot.cjs.js"]) {
+        expect((await gateway.app.inject({ method: "GET", url: path })).statusCode).toBe(404);
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+});
 
 describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
   let browser: Browser;
@@ -66,9 +92,18 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
+    page.on("console", (message) => {
+      // Chromium reports every CSP violation on the console ("Refused to ... Content Security Policy").
+      if (/Content Security Policy|Refused to/i.test(message.text())) pageErrors.push(message.text());
+    });
     const response = await page.goto(url);
     expect(response?.status()).toBe(200);
     expect(await page.title()).toBe("Berth");
+    const policy = response?.headers()["content-security-policy"] ?? "";
+    expect(policy).toContain("default-src 'self'");
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).not.toContain("unsafe-inline");
+    expect(policy).not.toContain("unsafe-eval");
 
     const model = page.locator('section[data-model="gpt2"]');
     await model.locator('tr[data-replica="gpt2-1"]').waitFor();
@@ -87,6 +122,9 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
       .poll(() => model.locator('tr[data-replica="gpt2-2"] .state').textContent(), { timeout: 20_000 })
       .toBe("ready");
     expect(await model.getByTestId("ready").textContent()).toBe("2 / 2");
+    // A bare gateway keeps no history: the page says so instead of drawing empty charts.
+    await page.locator("#history-note").waitFor({ state: "visible" });
+    expect(await page.locator("#history-note").textContent()).toContain("no history");
     expect(pageErrors).toEqual([]);
   });
 
