@@ -3,38 +3,13 @@
 import { stat } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  ensureTinyModel,
-  TINY_DTYPES,
-  TINY_SHAPES,
-  type TinyDtype,
-  type TinyShapeName,
-} from "../models/tiny.js";
+import { ModelSourceError } from "../models/errors.js";
+import { parseTinySource } from "../models/sources.js";
+import { ensureTinyModel } from "../models/tiny.js";
 
-export class ModelSourceError extends Error {
-  readonly code = "BERTH_MODEL_SOURCE";
-  constructor(message: string) {
-    super(message);
-    this.name = "ModelSourceError";
-  }
-}
-
-/** Parses tiny://SHAPE[?dtype=D]; undefined when the source is not a tiny:// one. */
-export function parseTinySource(source: string): { shape: TinyShapeName; dtype: TinyDtype } | undefined {
-  if (!source.startsWith("tiny://")) return undefined;
-  const url = new URL(source);
-  const shape = url.hostname || url.pathname.replace(/^\/+/, "");
-  if (!(shape in TINY_SHAPES)) {
-    throw new ModelSourceError(
-      `${source}: unknown tiny shape "${shape}" (one of ${Object.keys(TINY_SHAPES).join(", ")})`,
-    );
-  }
-  const dtype = url.searchParams.get("dtype") ?? "f16";
-  if (!(TINY_DTYPES as readonly string[]).includes(dtype)) {
-    throw new ModelSourceError(`${source}: unknown dtype "${dtype}" (one of ${TINY_DTYPES.join(", ")})`);
-  }
-  return { shape: shape as TinyShapeName, dtype: dtype as TinyDtype };
-}
+// Source parsing lives in src/models/sources.ts; re-exported for this file's callers.
+export { ModelSourceError } from "../models/errors.js";
+export { parseTinySource } from "../models/sources.js";
 
 /**
  * A local file for the source. Relative paths are relative to the spec file's directory.
@@ -45,6 +20,7 @@ export async function resolveLocalModel(source: string, specFile: string): Promi
   if (tiny) return ensureTinyModel(tiny);
   if (/^(hf|https?):\/\//.test(source)) {
     throw new ModelSourceError(
+      "BERTH_MODEL_SOURCE",
       `${source}: berth up runs local files and tiny:// models; download it and use file://PATH`,
     );
   }
@@ -57,7 +33,7 @@ export async function resolveLocalModel(source: string, specFile: string): Promi
   try {
     if (!(await stat(absolute)).isFile()) throw new Error("not a file");
   } catch {
-    throw new ModelSourceError(`${source}: no model file at ${absolute}`);
+    throw new ModelSourceError("BERTH_MODEL_SOURCE_NOT_FOUND", `${source}: no model file at ${absolute}`);
   }
   return absolute;
 }

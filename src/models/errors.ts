@@ -10,6 +10,7 @@ export const MODEL_ERROR_CODES = {
   BERTH_MODEL_UNSUPPORTED_TYPE: "the tensor data type is not supported here",
   BERTH_MODEL_INVALID: "the model description is invalid",
   BERTH_MODEL_NOT_FOUND: "the model file does not exist",
+  BERTH_MODEL_UNREADABLE: "the model file cannot be read",
 } as const;
 
 export type ModelErrorCode = keyof typeof MODEL_ERROR_CODES;
@@ -20,7 +21,46 @@ export class ModelError extends Error {
     detail: string,
     readonly path?: string,
   ) {
-    super(`${path ? `${path}: ` : ""}${MODEL_ERROR_CODES[code]}: ${detail}`);
+    super(`${path ? `${oneLine(path)}: ` : ""}${MODEL_ERROR_CODES[code]}: ${oneLine(detail)}`);
     this.name = "ModelError";
+  }
+}
+
+const MAX_DETAIL_CHARS = 400;
+
+/**
+ * Names and keys come from the file itself: escape control characters and cap the length, so a
+ * hostile file still gives one readable line.
+ */
+function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
+  const escaped = text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+  return escaped.length > MAX_DETAIL_CHARS ? `${escaped.slice(0, MAX_DETAIL_CHARS)}…` : escaped;
+}
+
+// Errors of model sources and the store (parsing a source URI, fetching, caching). A separate
+// class from ModelError because the subject is a source URI, not a file; same rule: match on code.
+export const MODEL_SOURCE_ERROR_CODES = {
+  BERTH_MODEL_SOURCE: "the model source is invalid",
+  BERTH_MODEL_SOURCE_NOT_FOUND: "the model source does not exist",
+  BERTH_MODEL_SOURCE_UNAUTHORIZED: "the model source needs credentials",
+  BERTH_MODEL_SOURCE_UNREACHABLE: "the model source cannot be reached",
+  BERTH_MODEL_SOURCE_AMBIGUOUS: "the model source names no single file",
+  BERTH_MODEL_NOT_CACHED: "the model is not cached",
+  BERTH_MODEL_DOWNLOAD_FAILED: "the download failed",
+  BERTH_MODEL_INTEGRITY: "the downloaded bytes are not the ones the source promised",
+  BERTH_MODEL_CACHE_WRITE: "the model cache cannot be written",
+  BERTH_MODEL_NEEDS_CONVERSION: "the source holds no GGUF file",
+} as const;
+
+export type ModelSourceErrorCode = keyof typeof MODEL_SOURCE_ERROR_CODES;
+
+export class ModelSourceError extends Error {
+  readonly code: ModelSourceErrorCode;
+  /** The message names the source (or the part of it that is wrong) and what happened. */
+  constructor(code: ModelSourceErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = "ModelSourceError";
   }
 }
