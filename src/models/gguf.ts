@@ -100,6 +100,23 @@ export interface GgufFile {
 
 const READ_CHUNK_BYTES = 1 << 20;
 const MAX_DIMS = 4; // GGML_MAX_DIMS
+const MAX_ARRAY_NESTING = 16;
+/** The fewest bytes one array item of each type takes (a string's or array's length prefix). */
+const MIN_ITEM_BYTES: Record<GgufValueTypeName, number> = {
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  uint32: 4,
+  int32: 4,
+  float32: 4,
+  bool: 1,
+  string: 8,
+  array: 12,
+  uint64: 8,
+  int64: 8,
+  float64: 8,
+};
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
 /** Reads forward through a file in chunks, so inspecting metadata never loads the tensor data. */
@@ -235,15 +252,22 @@ class FileCursor {
     return this.array(what);
   }
 
-  async array(what: string): Promise<GgufArray> {
+  async array(what: string, depth = 0): Promise<GgufArray> {
+    // Nesting is legal but rare (llama.cpp reads none); a bound keeps a crafted file off the stack.
+    if (depth >= MAX_ARRAY_NESTING) {
+      throw new ModelError("BERTH_MODEL_CORRUPT", `${what} nests arrays ${depth} deep`, this.path);
+    }
     const itemType = await this.valueType(`${what} item`);
     const count = await this.size(`${what} count`);
-    // Every item takes at least one byte: a count beyond the rest of the file is a cut-off file.
-    if (count > this.remaining) throw this.truncated(what);
+    // Every item takes at least its fixed size: a count beyond the rest of the file is a cut-off file
+    // (checked before allocating, so a crafted count cannot ask for gigabytes).
+    if (count * MIN_ITEM_BYTES[itemType] > this.remaining) throw this.truncated(what);
     const items: unknown[] = new Array(count);
     for (let index = 0; index < count; index++) {
       items[index] =
-        itemType === "array" ? await this.array(`${what}[${index}]`) : await this.scalar(itemType, what);
+        itemType === "array"
+          ? await this.array(`${what}[${index}]`, depth + 1)
+          : await this.scalar(itemType, what);
     }
     return { type: "array", itemType, value: items } as GgufArray;
   }
@@ -283,6 +307,9 @@ export async function readGguf(path: string): Promise<GgufFile> {
     const metadata: GgufMetadata = new Map();
     for (let index = 0; index < metadataCount; index++) {
       const key = await cursor.string(`metadata key #${index}`);
+      if (metadata.has(key)) {
+        throw new ModelError("BERTH_MODEL_CORRUPT", `metadata key "${key}" appears twice`, path);
+      }
       const type = await cursor.valueType(`metadata "${key}"`);
       metadata.set(key, await cursor.value(type, `metadata "${key}"`));
     }
