@@ -11,6 +11,18 @@ export const MODEL_ERROR_CODES = {
   BERTH_MODEL_INVALID: "the model description is invalid",
   BERTH_MODEL_NOT_FOUND: "the model file does not exist",
   BERTH_MODEL_UNREADABLE: "the model file cannot be read",
+  // Converting a Hugging Face checkpoint (src/models/convert): the path is the checkpoint file.
+  BERTH_CHECKPOINT_NOT_FOUND: "the checkpoint has no safetensors weights",
+  BERTH_CHECKPOINT_PICKLE: "the checkpoint is a pickle, which can run arbitrary code when loaded",
+  BERTH_CHECKPOINT_CORRUPT: "the checkpoint file is invalid",
+  BERTH_CHECKPOINT_TRUNCATED: "the checkpoint file ends before its declared contents",
+  BERTH_CHECKPOINT_DTYPE: "the checkpoint tensor has a data type the converter does not read",
+  BERTH_CHECKPOINT_MISSING_TENSOR: "the checkpoint lacks a tensor the architecture needs",
+  BERTH_CHECKPOINT_UNEXPECTED_TENSOR: "the checkpoint has a tensor the architecture does not use",
+  BERTH_CHECKPOINT_SHAPE: "the checkpoint tensor has the wrong shape",
+  BERTH_CHECKPOINT_CONFIG: "the checkpoint configuration is invalid",
+  BERTH_CHECKPOINT_ARCH: "the converter does not support this architecture",
+  BERTH_CHECKPOINT_TOKENIZER: "the checkpoint tokenizer cannot be converted",
 } as const;
 
 export type ModelErrorCode = keyof typeof MODEL_ERROR_CODES;
