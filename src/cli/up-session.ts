@@ -5,7 +5,6 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { Gauge } from "prom-client";
 import { AdminUnavailableError, adminCall } from "../control/admin-client.js";
 import { type ApplyResultView, adminSocketPath, upStatusSchema } from "../control/admin-protocol.js";
 import { AdminRequestError, startAdminServer } from "../control/admin-server.js";
@@ -16,6 +15,7 @@ import { LocalRuntime } from "../runtime/local.js";
 import { type ModelDeployment, parseSpecText, SpecError } from "../spec/index.js";
 import type { Logger } from "../util/log.js";
 import { upConsoleSource } from "./up-console.js";
+import { registerControllerMetrics } from "./up-metrics.js";
 
 export interface UpOptions {
   specFile: string;
@@ -108,16 +108,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     throw error;
   }
   controller.setLoadSource(gateway.load);
-  new Gauge({
-    name: "berth_autoscaler_desired_replicas",
-    help: "Replicas the autoscaler (with the spec and any manual floor) wants per model.",
-    labelNames: ["model"],
-    registers: [gateway.metrics.registry],
-    collect() {
-      this.reset();
-      for (const model of controller.status().models) this.set({ model: model.servedName }, model.desired);
-    },
-  });
+  registerControllerMetrics(controller, gateway.metrics.registry);
 
   let gatewayUrl: string;
   try {

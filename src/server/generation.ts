@@ -70,6 +70,7 @@ export class GenerationRun {
         context.finishReason = result.finishReason;
         metrics.promptTokens.inc({ model: this.#model }, result.promptTokens);
         metrics.generatedTokens.inc({ model: this.#model }, result.completionTokens);
+        metrics.cachedPromptTokens.inc({ model: this.#model }, result.cachedPromptTokens);
       },
       () => {},
     );

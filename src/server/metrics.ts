@@ -25,6 +25,8 @@ export interface ServerMetrics {
   interTokenLatency: Histogram<"model">;
   promptTokens: Counter<"model">;
   generatedTokens: Counter<"model">;
+  /** Prompt tokens found in a slot's KV cache (a reused prefix), not evaluated again. */
+  cachedPromptTokens: Counter<"model">;
   batchSize: Histogram<"model">;
   /** Starts reading the engine's gauges and batch sizes; returns a function that stops it. */
   observeEngine(engine: Engine): () => void;
@@ -74,6 +76,12 @@ export function createServerMetrics(): ServerMetrics {
     labelNames: ["model"] as const,
     registers,
   });
+  const cachedPromptTokens = new Counter({
+    name: "berth_prompt_tokens_cached_total",
+    help: "Prompt tokens reused from a slot's KV cache (a shared prefix) instead of evaluated",
+    labelNames: ["model"] as const,
+    registers,
+  });
   const batchSize = new Histogram({
     name: "berth_batch_size",
     help: "Sequences decoded together in one engine decode call",
@@ -103,6 +111,27 @@ export function createServerMetrics(): ServerMetrics {
     },
   });
 
+  new Gauge({
+    name: "berth_slots",
+    help: "Sequence slots (requests decoded together at most)",
+    labelNames: ["model"] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (engine) this.set({ model: engine.info.id }, engine.stats().slots);
+    },
+  });
+  new Gauge({
+    name: "berth_requests_waiting_limit",
+    help: "Requests that may wait for a slot; one more gets 429",
+    labelNames: ["model"] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (engine) this.set({ model: engine.info.id }, engine.stats().maxWaiting);
+    },
+  });
+
   return {
     registry,
     requestsTotal,
@@ -111,6 +140,7 @@ export function createServerMetrics(): ServerMetrics {
     interTokenLatency,
     promptTokens,
     generatedTokens,
+    cachedPromptTokens,
     batchSize,
     observeEngine(observed) {
       engine = observed;
