@@ -5,6 +5,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile, unlink } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
+import type { Registry } from "prom-client";
 import { AdminUnavailableError, adminCall } from "../control/admin-client.js";
 import { type ApplyResultView, adminSocketPath, upStatusSchema } from "../control/admin-protocol.js";
 import { AdminRequestError, startAdminServer } from "../control/admin-server.js";
@@ -32,6 +33,8 @@ export interface UpHandle {
   gatewayUrl: string;
   socketPath: string;
   controller: Controller;
+  /** The gateway's metrics (requests per model, for the terminal view). */
+  metrics: Registry;
   /** Drains and stops every replica, closes the gateway and the admin socket. Idempotent. */
   shutdown(reason: string): Promise<void>;
   /** Resolves once shutdown has finished (after a signal or `berth down`). */
@@ -179,7 +182,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     });
 
   controller.start();
-  return { gatewayUrl, socketPath, controller, shutdown, closed };
+  return { gatewayUrl, socketPath, controller, metrics: gateway.metrics.registry, shutdown, closed };
 }
 
 async function refuseIfRunning(socketPath: string): Promise<void> {
