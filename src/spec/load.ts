@@ -2,9 +2,21 @@
 // edge, applies defaults, and reports every problem with its file, line and field path.
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  visit,
+} from "yaml";
 import type { z } from "zod";
 import { SpecError, type SpecProblem } from "./errors.js";
+import { issueMessage, valueAt } from "./messages.js";
 import { type ModelDeployment, modelDeploymentSchema } from "./schema.js";
 
 export interface SpecFile {
@@ -18,7 +30,13 @@ export async function loadSpecFile(path: string): Promise<SpecFile> {
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(error);
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory, not a spec file"
+          : `cannot read it (${code ?? (error instanceof Error ? error.message : String(error))})`;
     throw new SpecError("BERTH_SPEC_NOT_FOUND", [{ file: path, path: "", message: reason }]);
   }
   return { path, deployments: parseSpecText(text, path) };
@@ -26,9 +44,32 @@ export async function loadSpecFile(path: string): Promise<SpecFile> {
 
 /** Parses and validates spec text; `file` only labels messages. Throws SpecError listing every problem. */
 export function parseSpecText(text: string, file = "berth.yaml"): ModelDeployment[] {
-  const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const label = file.includes("/") ? file : basename(file);
+  try {
+    return parseSpecDocuments(text, label);
+  } catch (error) {
+    if (error instanceof SpecError) throw error;
+    // The YAML library's own limits (nesting depth, alias count) surface as plain errors: still a
+    // located problem in the spec, never a crash.
+    const message = error instanceof Error ? error.message : String(error);
+    throw new SpecError("BERTH_SPEC_YAML", [
+      { file: label, line: 1, path: "", message: `cannot read this YAML: ${firstLine(message)}` },
+    ]);
+  }
+}
+
+/** The most aliases a document may expand (the YAML library's guard against alias bombs). */
+const MAX_ALIAS_COUNT = 100;
+
+function parseSpecDocuments(text: string, label: string): ModelDeployment[] {
+  const lineCounter = new LineCounter();
+  // Merge keys (`<<: *base`) as Kubernetes tooling reads them; duplicate keys are errors.
+  const documents = parseAllDocuments(text, {
+    lineCounter,
+    prettyErrors: false,
+    merge: true,
+    uniqueKeys: true,
+  });
   const lineOf = (offset: number | undefined) =>
     offset === undefined ? undefined : lineCounter.linePos(offset).line;
 
@@ -37,18 +78,45 @@ export function parseSpecText(text: string, file = "berth.yaml"): ModelDeploymen
   }
   const problems: SpecProblem[] = [];
   const deployments: ModelDeployment[] = [];
+  let syntaxProblem = false;
   for (const document of documents) {
     if (document.errors.length > 0) {
+      syntaxProblem = true;
       for (const yamlError of document.errors) {
-        problems.push({ file: label, line: lineOf(yamlError.pos[0]), path: "", message: yamlError.message });
+        problems.push({
+          file: label,
+          line: lineOf(yamlError.pos[0]),
+          path: pathAtOffset(document, yamlError.pos[0]),
+          message: firstLine(yamlError.message),
+        });
       }
       continue;
     }
+    const referenceProblems = checkAnchorsAndAliases(document, label, lineOf);
+    if (referenceProblems.length > 0) {
+      syntaxProblem = true;
+      problems.push(...referenceProblems);
+      continue;
+    }
     if (document.contents === null) continue; // an empty document between separators
-    const result = modelDeploymentSchema.safeParse(document.toJS());
+    let input: unknown;
+    try {
+      input = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (error) {
+      syntaxProblem = true;
+      const message = error instanceof Error ? error.message : String(error);
+      problems.push({
+        file: label,
+        line: lineOf(document.contents.range?.[0]),
+        path: "",
+        message: firstLine(message),
+      });
+      continue;
+    }
+    const result = modelDeploymentSchema.safeParse(input);
     if (!result.success) {
       for (const issue of result.error.issues)
-        problems.push(problemFromIssue(issue, document, label, lineOf));
+        problems.push(problemFromIssue(issue, document, input, label, lineOf));
       continue;
     }
     deployments.push(result.data);
@@ -70,10 +138,7 @@ export function parseSpecText(text: string, file = "berth.yaml"): ModelDeploymen
     });
   }
   if (problems.length > 0) {
-    throw new SpecError(
-      problems.some((p) => p.path === "" && p.line) ? "BERTH_SPEC_YAML" : "BERTH_SPEC_INVALID",
-      problems,
-    );
+    throw new SpecError(syntaxProblem ? "BERTH_SPEC_YAML" : "BERTH_SPEC_INVALID", fewProblems(problems));
   }
   if (deployments.length === 0) {
     throw new SpecError("BERTH_SPEC_EMPTY", [
@@ -83,9 +148,156 @@ export function parseSpecText(text: string, file = "berth.yaml"): ModelDeploymen
   return deployments;
 }
 
+/**
+ * Aliases must name an anchor set earlier in the same document, and an anchor name is set once
+ * (YAML lets a later anchor shadow an earlier one, which makes a spec say something it does not
+ * seem to say).
+ */
+function checkAnchorsAndAliases(
+  document: Document.Parsed,
+  file: string,
+  lineOf: (offset: number | undefined) => number | undefined,
+): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const anchors = new Map<string, number | undefined>();
+  visit(document, (_key, node, ancestors) => {
+    if (isPair(node) && isMergeKey(node.key) && !isMergeSource(document, node.value)) {
+      problems.push({
+        file,
+        line: lineOf((node.key as Node).range?.[0]),
+        path: pathOfAncestors([...ancestors, node], node.value),
+        message: "a merge key (<<) needs a map, an alias of a map, or a list of those",
+      });
+      return visit.SKIP;
+    }
+    if (isAlias(node)) {
+      if (!anchors.has(node.source)) {
+        problems.push({
+          file,
+          line: lineOf(node.range?.[0]),
+          path: pathOfAncestors(ancestors, node),
+          message: `alias *${node.source} names no anchor &${node.source} defined before it in this document`,
+        });
+      }
+      return;
+    }
+    if ((isScalar(node) || isMap(node) || isSeq(node)) && node.anchor) {
+      const line = lineOf(node.range?.[0]);
+      const first = anchors.get(node.anchor);
+      if (anchors.has(node.anchor)) {
+        problems.push({
+          file,
+          line,
+          path: pathOfAncestors(ancestors, node),
+          message: `anchor &${node.anchor} is already defined${first === undefined ? "" : ` on line ${first}`}; use a distinct name`,
+        });
+      } else {
+        anchors.set(node.anchor, line);
+      }
+    }
+  });
+  return problems;
+}
+
+/** The dotted field path of a node from the ancestors `visit` passes (pairs and collections). */
+function pathOfAncestors(ancestors: readonly unknown[], node: unknown): string {
+  const segments: string[] = [];
+  const chain = [...ancestors, node];
+  for (let index = 0; index < chain.length; index++) {
+    const item = chain[index];
+    const next = chain[index + 1];
+    if (isPair(item) && next === item.value) {
+      segments.push(keyText(item.key));
+    } else if (isSeq(item) && next !== undefined) {
+      const position = item.items.indexOf(next as never);
+      if (position >= 0) segments.push(String(position));
+    }
+  }
+  return segments.join(".");
+}
+
+function isMergeKey(key: unknown): boolean {
+  if (!isScalar(key)) return false;
+  const value = key.value;
+  return value === "<<" || (typeof value === "symbol" && value.description === "<<");
+}
+
+function isMergeSource(document: Document.Parsed, value: unknown): boolean {
+  const isMapSource = (item: unknown): boolean =>
+    isMap(item) || (isAlias(item) && isMap(item.resolve(document)));
+  return isMapSource(value) || (isSeq(value) && value.items.every(isMapSource));
+}
+
+function keyText(key: unknown): string {
+  if (isScalar(key))
+    return typeof key.value === "symbol" ? (key.value.description ?? "?") : String(key.value);
+  if (isAlias(key)) return `*${key.source}`;
+  return "?";
+}
+
+/** The dotted path of the deepest node whose source range contains `offset` ("" for the root). */
+function pathAtOffset(document: Document.Parsed, offset: number | undefined): string {
+  if (offset === undefined) return "";
+  const segments: string[] = [];
+  let node: unknown = document.contents;
+  const contains = (candidate: unknown): boolean => {
+    const range = (candidate as Node | null)?.range;
+    return Array.isArray(range) && offset >= range[0] && offset < range[2];
+  };
+  for (let depth = 0; depth < 1000; depth++) {
+    if (isMap(node)) {
+      const pair = node.items.find((item) => contains(item.key) || contains(item.value));
+      if (!pair) break;
+      segments.push(keyText(pair.key));
+      if (!contains(pair.value)) break;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const position = node.items.findIndex((item) => contains(item));
+      if (position < 0) break;
+      segments.push(String(position));
+      node = node.items[position];
+    } else {
+      break;
+    }
+  }
+  return segments.join(".");
+}
+
+const MAX_PROBLEMS = 20;
+
+/** Problems without repeats, at most MAX_PROBLEMS of them (a broken file can yield thousands). */
+function fewProblems(problems: SpecProblem[]): SpecProblem[] {
+  const seen = new Set<string>();
+  const unique = problems.filter((problem) => {
+    const key = `${problem.line}|${problem.path}|${problem.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (unique.length <= MAX_PROBLEMS) return unique;
+  const rest = unique.length - MAX_PROBLEMS;
+  const last = unique[MAX_PROBLEMS - 1]!;
+  return [
+    ...unique.slice(0, MAX_PROBLEMS),
+    {
+      file: last.file,
+      line: last.line,
+      path: "",
+      message: `and ${rest} more problem${rest === 1 ? "" : "s"}`,
+    },
+  ];
+}
+
+function firstLine(message: string): string {
+  if (message.includes("Maximum call stack size exceeded")) return "the YAML is nested too deeply";
+  const line = message.split("\n")[0] ?? "";
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
 function problemFromIssue(
   issue: z.core.$ZodIssue,
   document: Document.Parsed,
+  input: unknown,
   file: string,
   lineOf: (offset: number | undefined) => number | undefined,
 ): SpecProblem {
@@ -106,12 +318,11 @@ function problemFromIssue(
     };
   }
   const node = nodeAt(document, path);
-  const missing = issue.code === "invalid_type" && issue.input === undefined;
   return {
     file,
     line: lineOf(node?.range?.[0]),
     path: path.join("."),
-    message: missing ? "is required" : issue.message,
+    message: issueMessage(issue, valueAt(input, path)),
   };
 }
 
