@@ -30,8 +30,9 @@ const CHARTS = [
     key: "replicas",
     title: "Replicas desired vs ready",
     series: [
-      { label: "desired", stroke: "#6d28d9", dash: [6, 4], value: (point) => point.desired },
+      // Ready first, desired dashed over it: where they agree, both stay visible.
       { label: "ready", stroke: "#15803d", value: (point) => point.ready },
+      { label: "desired", stroke: "#6d28d9", dash: [6, 4], value: (point) => point.desired },
     ],
   },
 ];

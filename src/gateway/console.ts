@@ -66,6 +66,10 @@ function invalidQuery(error: z.ZodError): GatewayError {
   );
 }
 
+function withoutController(what: string): GatewayError {
+  return new GatewayError("BERTH_NOT_FOUND", `this gateway has no ${what} (berth up has them)`);
+}
+
 export function registerConsoleApi(app: FastifyInstance, options: ConsoleApiOptions): void {
   const { history, source, authorize, sendError } = options;
 
@@ -86,11 +90,7 @@ export function registerConsoleApi(app: FastifyInstance, options: ConsoleApiOpti
     if (denied) return sendError(reply, denied);
     const parsed = eventsQuery.safeParse(request.query);
     if (!parsed.success) return sendError(reply, invalidQuery(parsed.error));
-    if (!source)
-      return sendError(
-        reply,
-        new GatewayError("BERTH_NOT_FOUND", "this gateway has no controller events (berth up has them)"),
-      );
+    if (!source) return sendError(reply, withoutController("controller events"));
     const { after, model } = parsed.data;
     reply.header("cache-control", "no-store");
     return {
@@ -116,11 +116,7 @@ export function registerConsoleApi(app: FastifyInstance, options: ConsoleApiOpti
     if (denied) return sendError(reply, denied);
     const parsed = logsQuery.safeParse(request.query);
     if (!parsed.success) return sendError(reply, invalidQuery(parsed.error));
-    if (!source)
-      return sendError(
-        reply,
-        new GatewayError("BERTH_NOT_FOUND", "this gateway has no replica logs (berth up has them)"),
-      );
+    if (!source) return sendError(reply, withoutController("replica logs"));
     const { model, replica, tail } = parsed.data;
     const lines = await source.logTail(model, { lines: tail, ...(replica === undefined ? {} : { replica }) });
     if (lines === undefined)
