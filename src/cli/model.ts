@@ -120,6 +120,47 @@ async function inspect(file: string, options: { json?: boolean }): Promise<void>
   process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
 }
 
+interface ConvertCliOptions {
+  out: string;
+  dtype: string;
+  json?: boolean;
+}
+
+async function convert(input: string, options: ConvertCliOptions): Promise<void> {
+  const { CONVERT_DTYPES } = await import("../models/convert/index.js");
+  if (!CONVERT_DTYPES.includes(options.dtype as never)) {
+    throw new CliError(
+      `unknown --dtype "${options.dtype}" (one of: ${CONVERT_DTYPES.join(", ")})`,
+      EXIT_USAGE,
+    );
+  }
+  const { convertSource } = await import("../models/convert/source.js");
+  const { createProgress } = await import("./progress.js");
+  const progress = createProgress({ title: "convert", unit: "bytes" });
+  const started = performance.now();
+  const result = await convertSource(input, resolve(options.out), {
+    dtype: options.dtype as "f32" | "f16" | "q8_0",
+    onProgress: ({ tensor, tensorIndex, tensorCount, bytesWritten, totalBytes }) =>
+      progress.update(`tensor ${tensorIndex + 1}/${tensorCount} ${tensor}`, bytesWritten, totalBytes),
+  }).catch((error: unknown) => {
+    progress.finish();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR" || code === "ENOSPC") {
+      throw new CliError(`cannot write ${resolve(options.out)}: ${(error as Error).message}`, EXIT_FAILURE);
+    }
+    throw toCliError(error);
+  });
+  progress.finish();
+  const seconds = (performance.now() - started) / 1000;
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ ...result, dtype: options.dtype, seconds })}\n`);
+  } else {
+    process.stdout.write(
+      `wrote ${result.path} (${result.architecture}, ${options.dtype}, ${result.tensors} tensors, ${formatBytes(result.bytes)}) in ${seconds.toFixed(1)} s\n`,
+    );
+  }
+}
+
 export function register(program: Command): void {
   const model = program
     .command("model")
@@ -134,6 +175,17 @@ export function register(program: Command): void {
     .option("--chat-template <template>", "a Jinja chat template to store as tokenizer.chat_template")
     .option("--json", "print the result as JSON")
     .action(async (options: TinyOptions) => writeTiny(options));
+
+  model
+    .command("convert")
+    .description(
+      "Convert a Hugging Face checkpoint (config.json, safetensors, tokenizer) to GGUF: GPT-2, Llama, Mistral, Qwen2",
+    )
+    .argument("<checkpoint>", "a checkpoint directory, or a model source (hf://org/repo[@rev], file://DIR)")
+    .requiredOption("--out <file>", "where to write the .gguf file")
+    .option("--dtype <dtype>", "weight type of the matrices: f32 | f16 | q8_0", "f16")
+    .option("--json", "print the result as JSON")
+    .action(async (input: string, options: ConvertCliOptions) => convert(input, options));
 
   model
     .command("inspect")
