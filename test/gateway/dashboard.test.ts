@@ -3,11 +3,11 @@
 // under a strict Content-Security-Policy that the page never violates. The replicas are stand-in HTTP
 // servers: the page only reads what the directory and gateway report (test/up/console.test.ts drives
 // the whole console against a real berth up).
-import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildGateway, type Gateway } from "../../src/gateway/app.js";
+import { hasChromium, launchChromium, watchCspViolations } from "../support/chromium.js";
 import {
   captureLogger,
   deployment,
@@ -17,17 +17,6 @@ import {
   startFakeUpstream,
   upstream,
 } from "./fixtures.js";
-
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 describe("dashboard assets", () => {
   it("serves uPlot from node_modules and nothing outside its list, with the policy on every file", async () => {
@@ -53,7 +42,7 @@ describe("dashboard assets", () => {
   });
 });
 
-describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
+describe.skipIf(!hasChromium)("dashboard", () => {
   let browser: Browser;
   let gateway: Gateway;
   let replica: FakeUpstream;
@@ -71,7 +60,7 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
     directory.addModel("empty-model");
     gateway = await buildGateway({ directory, logger: captureLogger().logger, port: 0 });
     url = await gateway.listen();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -92,10 +81,7 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard", () => {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      // Chromium reports every CSP violation on the console ("Refused to ... Content Security Policy").
-      if (/Content Security Policy|Refused to/i.test(message.text())) pageErrors.push(message.text());
-    });
+    watchCspViolations(page, pageErrors);
     const response = await page.goto(url);
     expect(response?.status()).toBe(200);
     expect(await page.title()).toBe("Berth");

@@ -4,26 +4,17 @@
 // replica's log tail, and the playground streaming a completion and stopping it, with the replica's
 // slot freed (its /metrics). No CSP violation, no serious accessibility violation (axe-core).
 // Screenshots go to .berth/artifacts/console/ (gitignored) for people to look at.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HistorySnapshot } from "../../src/gateway/history.js";
 import { parseReplicaMetrics } from "../../src/gateway/history.js";
+import { hasChromium, launchChromium, watchCspViolations } from "../support/chromium.js";
 import { type BerthUp, specText, startBerthUp, waitFor } from "./harness.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ARTIFACTS = join(process.cwd(), ".berth", "artifacts", "console");
 const KEY = "sk-console-5e1f0a9b7c3d2e4f";
 const MODEL = "gpt2";
@@ -94,7 +85,7 @@ interface AxeViolation {
   nodes: Array<{ target: unknown }>;
 }
 
-describe.skipIf(!existsSync(CHROMIUM)).sequential("the web console on a real berth up", () => {
+describe.skipIf(!hasChromium).sequential("the web console on a real berth up", () => {
   let up: BerthUp;
   let browser: Browser;
   let page: Page;
@@ -115,13 +106,10 @@ describe.skipIf(!existsSync(CHROMIUM)).sequential("the web console on a real ber
     if (!replica?.url) throw new Error("the replica has no URL");
     replicaId = replica.id;
     replicaUrl = replica.url;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
     page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      // Chromium reports every CSP violation on the console ("Refused to ... Content Security Policy").
-      if (/Content Security Policy|Refused to/i.test(message.text())) cspViolations.push(message.text());
-    });
+    watchCspViolations(page, cspViolations);
   }, 300_000);
 
   afterAll(async () => {
@@ -274,10 +262,7 @@ describe.skipIf(!existsSync(CHROMIUM)).sequential("the web console on a real ber
     expect(pageErrors).toEqual([]);
     // The detector works: an injected inline script is refused by the policy and reported.
     const probe = await browser.newPage();
-    const seen: string[] = [];
-    probe.on("console", (message) => {
-      if (/Content Security Policy|Refused to/i.test(message.text())) seen.push(message.text());
-    });
+    const seen = watchCspViolations(probe);
     await probe.goto(up.url);
     await probe.evaluate(
       `(() => { const script = document.createElement("script"); script.textContent = "window.injected = true"; document.head.append(script); })()`,
