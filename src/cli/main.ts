@@ -40,6 +40,13 @@ export async function buildProgram(commandName?: string): Promise<Command> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // What escapes every handler still ends the process as Node would (exit 1), in one line.
+  const onFatal = (error: unknown): void => {
+    process.stderr.write(`berth: ${describeUnexpected(error).message}\n`);
+    process.exit(1);
+  };
+  process.on("uncaughtException", onFatal);
+  process.on("unhandledRejection", onFatal);
   const program = await buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);
@@ -53,9 +60,37 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    process.stderr.write(
-      `berth: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
+    const report = describeUnexpected(error);
+    process.stderr.write(`berth: ${report.message}\n`);
+    process.exitCode = report.exitCode;
   }
 }
+
+/**
+ * An error no command turned into a CliError: still one message and no stack trace (set
+ * BERTH_DEBUG=1 for it). Errors of a boundary (spec, model, source) keep their words; bad input
+ * exits 2.
+ */
+export function describeUnexpected(error: unknown): { message: string; exitCode: number } {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const text = error instanceof Error ? error.message : String(error);
+  const debug = process.env.BERTH_DEBUG === "1" && error instanceof Error && error.stack;
+  if (typeof code === "string" && code.startsWith("BERTH_")) {
+    const badInput = /^BERTH_(SPEC|MODEL)_/.test(code) && !INFRASTRUCTURE_CODES.has(code);
+    return { message: debug ? error.stack! : text, exitCode: badInput ? 2 : 1 };
+  }
+  if (debug) return { message: error.stack!, exitCode: 1 };
+  const name = error instanceof Error && error.name !== "Error" ? `${error.name}: ` : "";
+  return {
+    message: `${name}${text.split("\n")[0]} (an unexpected error; BERTH_DEBUG=1 shows where)`,
+    exitCode: 1,
+  };
+}
+
+// Model-boundary codes that are not the user's input: the network, the cache disk.
+const INFRASTRUCTURE_CODES = new Set([
+  "BERTH_MODEL_SOURCE_UNREACHABLE",
+  "BERTH_MODEL_DOWNLOAD_FAILED",
+  "BERTH_MODEL_CACHE_WRITE",
+  "BERTH_MODEL_UNREADABLE",
+]);
