@@ -18,6 +18,8 @@ import {
   upstream,
 } from "./fixtures.js";
 
+const MARKUP_NAME = '<img id="injected" src="/x" alt="x">';
+
 describe("dashboard assets", () => {
   it("serves uPlot from node_modules and nothing outside its list, with the policy on every file", async () => {
     const gateway = await buildGateway({
@@ -58,6 +60,8 @@ describe.skipIf(!hasChromium)("dashboard", () => {
       ],
     });
     directory.addModel("empty-model");
+    // Names are data: shown as text, never parsed as markup.
+    directory.addModel(MARKUP_NAME);
     gateway = await buildGateway({ directory, logger: captureLogger().logger, port: 0 });
     url = await gateway.listen();
     browser = await launchChromium();
@@ -101,6 +105,9 @@ describe.skipIf(!hasChromium)("dashboard", () => {
     expect(await page.locator('section[data-model="empty-model"] .empty').textContent()).toContain(
       "no replicas",
     );
+    expect(await page.locator("section.model h3").allTextContents()).toContain(MARKUP_NAME);
+    expect(await page.locator("#playground-model option").allTextContents()).toContain(MARKUP_NAME);
+    expect(await page.locator("#injected").count()).toBe(0);
 
     // The page polls: a replica that becomes ready shows up as ready without a reload.
     directory.setState("gpt2", "gpt2-2", "ready");

@@ -239,6 +239,17 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(generated).toBeLessThan(PLAYGROUND_MAX_TOKENS);
     expect(await page.locator("#playground-rate").textContent()).toMatch(/^\d+(\.\d)?$/);
     expect(await page.locator("#playground-send").isEnabled()).toBe(true);
+
+    // The chat endpoint streams too, to its end: the finish reason and the usage-reported count show.
+    await page.locator("#playground-endpoint").selectOption("chat");
+    await page.locator("#playground-max-tokens").fill("6");
+    await page.locator("#playground-send").click();
+    await expect
+      .poll(() => page.locator("#playground-state").textContent(), { timeout: 120_000 })
+      .toBe("done");
+    expect(await page.locator("#playground-finish").textContent()).toBe("length");
+    expect(await page.locator("#playground-tokens").textContent()).toBe("6");
+    expect(await page.locator("#playground-error").textContent()).toBe("");
   });
 
   it("has no serious or critical accessibility violation (axe-core)", async () => {
