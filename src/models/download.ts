@@ -318,10 +318,19 @@ async function downloadLocked(
       if (signal.aborted) throw signal.reason ?? error;
       if (error instanceof ModelSourceError) throw error;
       // A cut body (undici's "terminated", ECONNRESET) is transient like a 429/503.
+      const code = (error as { code?: string }).code ?? "";
       const transient =
         error instanceof TransientError ||
-        (error as { code?: string }).code === "ECONNRESET" ||
-        /terminated|socket|ECONNRESET|aborted|premature/i.test(String((error as Error)?.message));
+        [
+          "ECONNRESET",
+          "EPIPE",
+          "UND_ERR_SOCKET",
+          "UND_ERR_BODY_TIMEOUT",
+          "ERR_STREAM_PREMATURE_CLOSE",
+        ].includes(code) ||
+        /terminated|other side closed|socket hang up|premature close/i.test(
+          String((error as Error)?.message),
+        );
       if (!transient) throw error;
       // Only bytes on disk count; they equal the hashed ones unless a write was lost.
       const onDisk = await sizeOnDisk(incomplete);
