@@ -23,6 +23,30 @@ export function formatProgressBytes(bytes: number): string {
   return `${bytes} B`;
 }
 
+/** "1:05" / "1:02:03"; "--:--" when unknown. */
+export function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
+  const whole = Math.round(seconds);
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const rest = String(whole % 60).padStart(2, "0");
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
+}
+
+/** Bytes per second over the last few seconds of (time, done) samples: a stall shows quickly. */
+function rateTracker(): (done: number, now: number) => number | undefined {
+  const samples: Array<{ at: number; done: number }> = [];
+  return (done, now) => {
+    const latest = samples[samples.length - 1];
+    if (latest && done < latest.done) samples.length = 0;
+    samples.push({ at: now, done });
+    while (samples.length > 2 && (samples[0]?.at ?? now) < now - 5000) samples.shift();
+    const first = samples[0];
+    if (!first || now - first.at < 300) return undefined;
+    return ((done - first.done) / (now - first.at)) * 1000;
+  };
+}
+
 export function createProgress(options: ProgressOptions = {}): ProgressRenderer {
   const stream = options.stream ?? process.stderr;
   const tty = stream.isTTY === true;
@@ -33,10 +57,17 @@ export function createProgress(options: ProgressOptions = {}): ProgressRenderer 
   let lastTenth = -1;
   let lastDraw = 0;
   let drawn = false;
+  const track = rateTracker();
 
   return {
     update(label, done, total) {
       const fraction = total && total > 0 ? Math.min(1, done / total) : undefined;
+      // Bytes: the rate and, with a total, the time left (", 56.7 MiB/s, ETA 0:03").
+      const bytesPerSecond = options.unit === "count" ? undefined : track(done, Date.now());
+      const speed =
+        bytesPerSecond === undefined || bytesPerSecond <= 0
+          ? ""
+          : `, ${formatProgressBytes(bytesPerSecond)}/s${total ? `, ETA ${formatEta((total - done) / bytesPerSecond)}` : ""}`;
       if (tty) {
         const now = Date.now();
         // Redraw at most ~20 times a second, but always at the end.
@@ -50,7 +81,7 @@ export function createProgress(options: ProgressOptions = {}): ProgressRenderer 
             ? ""
             : `[${"#".repeat(Math.round(fraction * width)).padEnd(width, ".")}] ${(fraction * 100).toFixed(0).padStart(3)}% `;
         const columns = ("columns" in stream && stream.columns) || 100;
-        const line = `${prefix}${bar}${amount} ${label}`.slice(0, Math.max(20, columns - 1));
+        const line = `${prefix}${bar}${amount}${speed} ${label}`.slice(0, Math.max(20, columns - 1));
         stream.write(`\r\x1b[2K${line}`);
         drawn = true;
         return;
@@ -66,7 +97,7 @@ export function createProgress(options: ProgressOptions = {}): ProgressRenderer 
       lastTenth = tenth;
       const amount =
         fraction === undefined ? format(done) : `${(fraction * 100).toFixed(0)}% of ${format(total!)}`;
-      stream.write(`${prefix}${amount} ${label}\n`);
+      stream.write(`${prefix}${amount}${speed} ${label}\n`);
     },
     finish(message) {
       if (tty && drawn) stream.write("\n");
