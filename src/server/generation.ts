@@ -42,6 +42,9 @@ export class GenerationRun {
   #buffered: IteratorResult<GenerationChunk> | undefined;
   #finished = false;
   #lastTokenAt: number | undefined;
+  /** Tokens counted in berth_generated_tokens_total as they streamed, until the result settles the total. */
+  #countedTokens = 0;
+  #tokensSettled = false;
 
   /** Starts the generation; engine refusals (overflow, overload, bad tokens) throw as HttpErrors. */
   constructor(
@@ -69,7 +72,10 @@ export class GenerationRun {
         context.cachedPromptTokens = result.cachedPromptTokens;
         context.finishReason = result.finishReason;
         metrics.promptTokens.inc({ model: this.#model }, result.promptTokens);
-        metrics.generatedTokens.inc({ model: this.#model }, result.completionTokens);
+        // The rest of the tokens: most were counted as they were generated (live rates).
+        this.#tokensSettled = true;
+        const uncounted = result.completionTokens - this.#countedTokens;
+        if (uncounted > 0) metrics.generatedTokens.inc({ model: this.#model }, uncounted);
         metrics.cachedPromptTokens.inc({ model: this.#model }, result.cachedPromptTokens);
       },
       () => {},
@@ -97,6 +103,10 @@ export class GenerationRun {
     if (chunk.tokens.length === 0) return;
     const now = performance.now();
     const model = this.#model;
+    if (!this.#tokensSettled) {
+      this.#countedTokens += chunk.tokens.length;
+      this.#metrics.generatedTokens.inc({ model }, chunk.tokens.length);
+    }
     if (this.#lastTokenAt === undefined) {
       const seconds = (now - this.#context.startedAt) / 1000;
       this.#context.timeToFirstTokenSeconds = seconds;
