@@ -29,7 +29,11 @@ export function formatStatus(status: UpStatus, now: number): string {
   ];
   for (const model of status.models) {
     const notes = [
-      model.available === false ? "UNAVAILABLE (requests get 503 at once)" : "",
+      model.failure
+        ? `FAILED (${model.failure.code})`
+        : model.available === false
+          ? "UNAVAILABLE (requests get 503 at once)"
+          : "",
       model.autoscaling.enabled ? "" : "autoscaling off",
       model.autoscaling.panicking ? "panic" : "",
       model.rollout ? `rolling to gen ${model.rollout.toGeneration}` : "",

@@ -59,6 +59,8 @@ export const modelStatusSchema = z.object({
   /** False while no replica can become ready (crash loop, failed model): requests get 503 at once. */
   available: z.boolean().optional(),
   unavailableReason: z.string().optional(),
+  /** The model could not be had (pull or model check failed): no replica runs. */
+  failure: z.object({ code: z.string(), message: z.string() }).optional(),
   replicas: z.array(replicaStatusSchema),
 });
 

@@ -364,3 +364,73 @@ describe("Controller availability (what the gateway fails fast on)", () => {
     expect(controller.status().models[0]?.ready).toBe(0);
   });
 });
+
+describe("Controller: a model that cannot be had (failed pull or model check)", () => {
+  const failure = { code: "BERTH_MODEL_SOURCE_NOT_FOUND", message: "s3://models/nope.gguf: no object" };
+  const other = (): ModelDeployment => {
+    const [parsed] = parseSpecText(`apiVersion: berth.dev/v1alpha1
+kind: ModelDeployment
+metadata: { name: other }
+spec:
+  model: { source: tiny://tiny }
+  replicas: { min: 1, max: 1 }
+`);
+    if (!parsed) throw new Error("no deployment");
+    return parsed;
+  };
+
+  it("starts no replica for it, says why in status, events and unavailable(); other models run", async () => {
+    const { runtime, controller } = setup();
+    controller.apply([
+      { deployment: deployment("{ min: 2, max: 2 }"), modelFailure: failure },
+      { deployment: other(), resolvedModel: "/other.gguf" },
+    ]);
+    controller.start();
+    await settle();
+    await readyAll(runtime);
+    expect(ids(runtime).map((replica) => replica.model)).toEqual(["other"]);
+    expect(controller.unavailable("served-m")).toEqual({ reason: failure.message });
+    expect(controller.unavailable("other")).toBeUndefined();
+    const status = controller.status().models.find((model) => model.name === "m");
+    expect(status).toMatchObject({ desired: 0, available: false, failure });
+    expect(controller.status().models.find((model) => model.name === "other")?.failure).toBeUndefined();
+    const failed = controller.events("m").filter((event) => event.type === "model-failed");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.message).toBe(failure.message);
+    expect(failed[0]?.inputs).toEqual({ code: failure.code });
+  });
+
+  it("a later apply that resolves it starts its replicas and clears the failure", async () => {
+    const { runtime, controller } = setup();
+    controller.apply([{ deployment: deployment("{ min: 1, max: 1 }"), modelFailure: failure }]);
+    controller.start();
+    await settle();
+    expect(ids(runtime)).toHaveLength(0);
+    const result = controller.apply([
+      { deployment: deployment("{ min: 1, max: 1 }"), resolvedModel: "/m.gguf" },
+    ]);
+    expect(result.updated).toEqual(["m"]);
+    await settle();
+    await readyAll(runtime);
+    expect(ids(runtime, "ready")).toHaveLength(1);
+    expect(controller.status().models[0]?.failure).toBeUndefined();
+    expect(controller.unavailable("served-m")).toBeUndefined();
+  });
+
+  it("a running model whose new source fails keeps its running generation (and records why)", async () => {
+    const { runtime, controller } = setup();
+    controller.apply([{ deployment: deployment("{ min: 1, max: 1 }"), resolvedModel: "/m.gguf" }]);
+    controller.start();
+    await settle();
+    await readyAll(runtime);
+    const result = controller.apply([
+      { deployment: deployment("{ min: 1, max: 1 }", "  port: 9001"), modelFailure: failure },
+    ]);
+    expect(result.unchanged).toEqual(["m"]);
+    await settle();
+    expect(ids(runtime, "ready").map((replica) => replica.generation)).toEqual([1]);
+    expect(controller.unavailable("served-m")).toBeUndefined();
+    const failed = controller.events("m").filter((event) => event.type === "model-failed");
+    expect(failed.at(-1)?.message).toBe(`${failure.message} (generation 1 keeps running)`);
+  });
+});

@@ -57,6 +57,17 @@ export interface DeploymentToApply {
   deployment: ModelDeployment;
   /** The model source resolved on this machine (passed through to the runtime). */
   resolvedModel?: string;
+  /**
+   * The model could not be had (pull failed, model check refused it): the model gets no replicas,
+   * the gateway answers 503 with this message, status and events say so. Other models are unaffected.
+   */
+  modelFailure?: ModelFailure;
+}
+
+/** Why a model cannot run at all (see /work/coord/up-model-resolve.md): a stable code and one line. */
+export interface ModelFailure {
+  code: string;
+  message: string;
 }
 
 export interface ApplyResult {
@@ -78,7 +89,8 @@ export type ControllerEventType =
   | "replica-crash-looping"
   | "replica-unresponsive"
   | "replica-draining"
-  | "replica-stopped";
+  | "replica-stopped"
+  | "model-failed";
 
 export interface ControllerEvent {
   seq: number;
@@ -123,6 +135,8 @@ export interface ModelStatus {
   /** False while no replica can become ready (every one crash-looping): the gateway answers 503 at once. */
   available: boolean;
   unavailableReason?: string;
+  /** Set when the model could not be had at all (no replica is started). */
+  failure?: ModelFailure;
   replicas: ReplicaStatus[];
 }
 
@@ -134,6 +148,7 @@ export interface ControllerStatus {
 interface ModelEntry {
   deployment: ModelDeployment;
   resolvedModel?: string;
+  modelFailure?: ModelFailure;
   generation: number;
   desired: number;
   manualFloor?: number;
@@ -244,7 +259,8 @@ export class Controller implements UpstreamDirectory {
   unavailable(model: string): ModelUnavailable | undefined {
     const found = this.#entryByServedName(model);
     if (!found) return undefined;
-    const [name] = found;
+    const [name, entry] = found;
+    if (entry.modelFailure) return { reason: entry.modelFailure.message };
     const current = this.#replicasOf(name).filter((replica) => !this.#isRetiring(replica));
     if (current.length === 0 || current.some((replica) => replica.state === "ready")) return undefined;
     // A replica starting for the first time (or restarting after one or two failures) may still
@@ -276,6 +292,7 @@ export class Controller implements UpstreamDirectory {
         this.#models.set(name, {
           deployment: item.deployment,
           resolvedModel: item.resolvedModel,
+          ...(item.modelFailure ? { modelFailure: item.modelFailure } : {}),
           generation: (entry?.generation ?? 0) + 1,
           desired: 0,
           observations: entry?.observations ?? [],
@@ -284,10 +301,20 @@ export class Controller implements UpstreamDirectory {
         });
         result.created.push(name);
         this.#record(name, "apply", `model ${name} added (generation ${(entry?.generation ?? 0) + 1})`);
+        if (item.modelFailure) this.#recordModelFailure(name, item.modelFailure);
+        continue;
+      }
+      if (item.modelFailure && !entry.modelFailure) {
+        // The running version stays: a new source that cannot be had must not take down one that works.
+        this.#recordModelFailure(name, item.modelFailure, ` (generation ${entry.generation} keeps running)`);
+        result.unchanged.push(name);
         continue;
       }
       if (JSON.stringify(entry.deployment) === JSON.stringify(item.deployment)) {
-        if (entry.resolvedModel === item.resolvedModel) {
+        if (
+          entry.resolvedModel === item.resolvedModel &&
+          entry.modelFailure?.message === item.modelFailure?.message
+        ) {
           result.unchanged.push(name);
           continue;
         }
@@ -297,6 +324,12 @@ export class Controller implements UpstreamDirectory {
         entry.resolvedModel !== item.resolvedModel;
       entry.deployment = item.deployment;
       entry.resolvedModel = item.resolvedModel;
+      if (item.modelFailure) {
+        entry.modelFailure = item.modelFailure;
+        this.#recordModelFailure(name, item.modelFailure);
+      } else {
+        delete entry.modelFailure;
+      }
       result.updated.push(name);
       if (rolling) {
         entry.generation += 1;
@@ -428,6 +461,7 @@ export class Controller implements UpstreamDirectory {
         inFlight: load.inFlight,
         available: unavailable === undefined,
         ...(unavailable === undefined ? {} : { unavailableReason: unavailable.reason }),
+        ...(entry.modelFailure && !entry.removed ? { failure: { ...entry.modelFailure } } : {}),
         replicas: mine.map((replica) => ({
           id: replica.id,
           generation: replica.generation,
@@ -444,6 +478,11 @@ export class Controller implements UpstreamDirectory {
       });
     }
     return { runtime: this.#runtime.kind, models };
+  }
+
+  #recordModelFailure(name: string, failure: ModelFailure, note = ""): void {
+    this.#record(name, "model-failed", `${failure.message}${note}`, { code: failure.code });
+    this.#notify();
   }
 
   events(model?: string): ControllerEvent[] {
@@ -467,7 +506,7 @@ export class Controller implements UpstreamDirectory {
 
   #decide(name: string, entry: ModelEntry): void {
     const now = this.#clock.now();
-    if (entry.removed) {
+    if (entry.removed || entry.modelFailure) {
       entry.desired = 0;
       return;
     }
