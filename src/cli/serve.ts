@@ -1,7 +1,6 @@
 // `berth serve --model FILE`: one model-server process (what a replica or container runs).
 // Prints JSON log lines; the line {"msg":"ready","url":...} says where it listens once the model is loaded.
 
-import { access } from "node:fs/promises";
 import type { Command } from "commander";
 import { CliError, EXIT_USAGE } from "./errors.js";
 
@@ -19,6 +18,7 @@ interface ServeFlags {
   requestTimeout: string;
   bodyLimit: string;
   logPrompts?: boolean;
+  logFormat: string;
 }
 
 export function register(program: Command): void {
@@ -56,19 +56,38 @@ export function register(program: Command): void {
       "--log-prompts",
       "include prompts and completions in the request log lines (off: they are user data)",
     )
+    .option(
+      "--log-format <format>",
+      "auto (human lines on a terminal, JSON lines otherwise), pretty, json or ecs (Elastic Common Schema)",
+      "auto",
+    )
     .action(async (flags: ServeFlags) => {
+      const { LOG_FORMATS, resolveLogFormat } = await import("../util/log.js");
+      const logFormat = resolveLogFormat(flags.logFormat, process.stdout.isTTY === true);
+      if (logFormat === undefined)
+        throw new CliError(
+          `--log-format must be one of ${LOG_FORMATS.join(", ")}, not "${flags.logFormat}"`,
+          EXIT_USAGE,
+        );
       const { parseServeOptions } = await import("../server/serve-options.js");
-      const { name, ...rest } = flags;
+      const { name, logFormat: _logFormat, ...rest } = flags;
       if (name !== undefined && flags.modelId !== undefined && name !== flags.modelId) {
         throw new CliError("--name and --model-id disagree; give one of them", EXIT_USAGE);
       }
       const parsed = parseServeOptions({ ...rest, modelId: flags.modelId ?? name });
       if (!parsed.ok) throw new CliError(parsed.message, EXIT_USAGE);
       const settings = parsed.settings;
+      // The model check before anything loads the file: a broken model is one line and exit 2,
+      // never a raw library error from the engine (src/models/check.ts).
+      const [{ checkModelFile }, { ModelError }] = await Promise.all([
+        import("../models/check.js"),
+        import("../models/errors.js"),
+      ]);
       try {
-        await access(settings.modelPath);
-      } catch {
-        throw new CliError(`model file not found: ${settings.modelPath}`, EXIT_USAGE);
+        await checkModelFile(settings.modelPath);
+      } catch (error) {
+        if (error instanceof ModelError) throw new CliError(error.message, EXIT_USAGE);
+        throw error;
       }
 
       // libuv's thread pool must be sized before Node starts (src/engine/process.ts says why and
@@ -82,7 +101,7 @@ export function register(program: Command): void {
 
       const { createLogger } = await import("../util/log.js");
       const { startServer } = await import("../server/serve.js");
-      const logger = createLogger({ base: { pid: process.pid, component: "server" } });
+      const logger = createLogger({ base: { pid: process.pid, component: "server" } }, undefined, logFormat);
       const server = await startServer({
         engine: {
           modelPath: settings.modelPath,

@@ -24,9 +24,14 @@ export interface BerthAlert {
 }
 
 // Error ratio per model as each job sees it (the gateway's view includes requests no replica saw);
-// the worst view wins, so it works with or without a gateway in front.
+// the worst view wins, so it works with or without a gateway in front. `or 0 * ...` keeps a series
+// (of 0) for models without any 5xx yet.
 const errorRatio = `max by (model) (
-  sum by (model, job) (rate(berth_requests_total{code=~"5.."}[5m]))
+  (
+    sum by (model, job) (rate(berth_requests_total{code=~"5.."}[5m]))
+    or
+    0 * sum by (model, job) (rate(berth_requests_total[5m]))
+  )
   /
   sum by (model, job) (rate(berth_requests_total[5m]))
 )`;
