@@ -39,6 +39,21 @@ const CHARTS = [
 
 const HEIGHT = 170;
 
+/** x ticks as wall-clock time (one row: uPlot's default adds a date row that crowds small charts). */
+function clockLabel(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+/** y ticks that fit the axis: 12,500 → 12.5k. */
+function compactNumber(value) {
+  if (Math.abs(value) >= 10_000) return `${Number((value / 1000).toFixed(1))}k`;
+  return Number(value.toFixed(2)).toString();
+}
+
 function plotWidth(node) {
   return Math.max(240, Math.floor(node.clientWidth || 320));
 }
@@ -72,7 +87,10 @@ export class ModelCharts {
           cursor: { drag: { x: false, y: false } },
           legend: { live: false },
           scales: { y: { range: (_u, _min, max) => [0, Math.max(1, (max ?? 0) * 1.15)] } },
-          axes: [{}, { size: 48 }],
+          axes: [
+            { space: 100, values: (_u, splits) => splits.map(clockLabel) },
+            { size: 56, values: (_u, splits) => splits.map(compactNumber) },
+          ],
           series: [
             {},
             ...definition.series.map((series) => ({

@@ -12,6 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HistorySnapshot } from "../../src/gateway/history.js";
 import { parseReplicaMetrics } from "../../src/gateway/history.js";
+import { ensureTinyModel } from "../../src/models/tiny.js";
 import { hasChromium, launchChromium, watchCspViolations } from "../support/chromium.js";
 import { type BerthUp, specText, startBerthUp, waitFor } from "./harness.js";
 
@@ -96,6 +97,8 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    // Made once into the suite's model cache (minutes cold), so berth up only loads it.
+    await ensureTinyModel({ shape: "gpt2-124m", dtype: "q8_0" });
     up = await startBerthUp(SPEC, [], { BERTH_CONSOLE_KEYS: `console ${KEY}` });
     const status = await up.waitForStatus(
       "the replica ready",
@@ -219,8 +222,17 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(await page.locator("#playground-state").textContent()).toBe("streaming");
     expect((await page.locator("#playground-output").inputValue()).length).toBeGreaterThan(0);
     expect(await page.locator("#playground-ttft").textContent()).toMatch(/^\d+ ms$/);
-    // The generation holds a slot on the replica now.
-    expect((await replicaFigures(replicaUrl)).running).toBe(1);
+    // The generation holds a slot on the replica now, and its tokens are counted as they stream
+    // (the live tokens/s chart depends on it).
+    await waitFor(
+      "the replica to count the streaming generation's tokens",
+      async () => {
+        const figures = await replicaFigures(replicaUrl);
+        return figures.running === 1 && figures.generated > before.generated ? figures : undefined;
+      },
+      60_000,
+      100,
+    );
     await page.locator("#playground-stop").click();
     await expect.poll(() => page.locator("#playground-state").textContent()).toBe("stopped");
     await page.screenshot({ path: join(ARTIFACTS, "4-playground-stopped.png"), fullPage: true });
