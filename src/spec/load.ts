@@ -334,3 +334,20 @@ function nodeAt(document: Document.Parsed, path: Array<string | number>): Node |
   }
   return document.contents ?? undefined;
 }
+
+/**
+ * The line of `path` in each deployment document of a spec that parsed (same order as the
+ * deployments parseSpecText returns), so later checks (the model file) can still say FILE:LINE.
+ */
+export function fieldLines(text: string, path: Array<string | number>): Array<number | undefined> {
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, { lineCounter, merge: true });
+  if (!Array.isArray(documents)) return [];
+  return documents
+    .filter((document) => document.contents !== null)
+    .map((document) => {
+      const node = nodeAt(document, path);
+      const offset = node?.range?.[0];
+      return offset === undefined ? undefined : lineCounter.linePos(offset).line;
+    });
+}

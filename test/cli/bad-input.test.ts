@@ -1,0 +1,227 @@
+// Every `berth` command with bad input: a clear message on stderr, a non-zero exit code, and never
+// a stack trace (no "    at …" frame). Broken model files are refused by validate and serve with
+// one line naming the file and what is wrong, exit code 2, before any engine loads them.
+// Spawns `node bin/berth.js` (needs `npm run build`).
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ensureTinyModel } from "../../src/models/tiny.js";
+
+const directory = mkdtempSync(join(tmpdir(), "berth-bad-input-"));
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+interface Run {
+  args: string[];
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  hung: boolean;
+}
+
+// A command that has not answered by then is reported as hung (none should wait on bad input).
+const HANG_MS = 60_000;
+
+function berth(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/berth.js", ...args], {
+      cwd: process.cwd(),
+      env: {
+        ...process.env,
+        BERTH_HOME: join(directory, "home"),
+        KUBECONFIG: join(directory, "no-kubeconfig"),
+        BERTH_DEBUG: "",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill("SIGKILL");
+    }, HANG_MS);
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ args, code, stdout, stderr, hung });
+    });
+  });
+}
+
+/** Runs at most `width` commands at a time (the suite shares 2 cores). */
+async function runAll(argvs: string[][], width = 3): Promise<Run[]> {
+  const results: Run[] = new Array(argvs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < argvs.length) {
+      const index = next++;
+      results[index] = await berth(argvs[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+  return results;
+}
+
+const STACK_FRAME = /^\s+at .+/m;
+
+const HEAD = "apiVersion: berth.dev/v1alpha1\nkind: ModelDeployment\nmetadata:\n  name: m\n";
+const paths = {
+  good: join(directory, "good.yaml"),
+  alias: join(directory, "alias.yaml"),
+  wrongType: join(directory, "wrong-type.yaml"),
+  garbage: join(directory, "garbage.yaml"),
+  missing: join(directory, "missing.yaml"),
+  folder: join(directory, "a-folder"),
+  randomModel: join(directory, "random.gguf"),
+  truncatedModel: join(directory, "truncated.gguf"),
+  futureModel: join(directory, "version-99.gguf"),
+  badModelSpec: join(directory, "bad-model.yaml"),
+};
+
+beforeAll(async () => {
+  const tiny = await ensureTinyModel();
+  const tinyBytes = readFileSync(tiny);
+  writeFileSync(paths.good, `${HEAD}spec:\n  model: { source: tiny://tiny }\n`);
+  writeFileSync(paths.alias, `${HEAD}spec:\n  model:\n    source: *nope\n`);
+  writeFileSync(paths.wrongType, `${HEAD}spec:\n  model: { source: tiny://tiny, contextSize: "abc" }\n`);
+  writeFileSync(paths.garbage, randomBytes(2048));
+  mkdirSync(paths.folder);
+  writeFileSync(paths.randomModel, randomBytes(64 * 1024));
+  writeFileSync(paths.truncatedModel, tinyBytes.subarray(0, Math.floor(tinyBytes.length / 2)));
+  const future = Buffer.from(tinyBytes.subarray(0, 1 << 20));
+  future.writeUInt32LE(99, 4);
+  writeFileSync(paths.futureModel, future);
+  writeFileSync(
+    paths.badModelSpec,
+    `${HEAD}spec:\n  model:\n    source: ./random.gguf\n---\n${HEAD.replace("name: m", "name: other")}spec:\n  model: { source: file://${paths.truncatedModel} }\n`,
+  );
+}, 120_000);
+
+describe("bad model files are refused before anything loads them", () => {
+  test("berth serve: random bytes, cut off, version 99, missing, a folder: one line, exit 2", async () => {
+    const cases: Array<[string, RegExp]> = [
+      [paths.randomModel, /the file is not a GGUF model: it starts with bytes [0-9a-f]+ instead of "GGUF"/],
+      [paths.truncatedModel, /the GGUF file ends before its declared contents/],
+      [paths.futureModel, /the GGUF version is not supported: version 99/],
+      [join(directory, "none.gguf"), /the model file does not exist/],
+      [paths.folder, /the file is not a GGUF model: it is a directory/],
+    ];
+    const runs = await runAll(cases.map(([path]) => ["serve", "--model", path, "--port", "0"]));
+    for (const [index, [path, expected]] of cases.entries()) {
+      const run = runs[index]!;
+      expect(run.hung, run.args.join(" ")).toBe(false);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stdout).toBe("");
+      // One line: "berth: PATH: what: detail" — not a RangeError, not "Failed to load model".
+      expect(run.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+      expect(run.stderr.startsWith(`berth: ${path}: `), run.stderr).toBe(true);
+      expect(run.stderr).toMatch(expected);
+      expect(run.stderr).not.toMatch(/RangeError|Failed to load/);
+    }
+  });
+
+  test("berth validate checks local model files and names the spec line", async () => {
+    const run = await berth(["validate", "-f", paths.badModelSpec]);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stdout).toBe("");
+    const lines = run.stderr.split("\n").filter(Boolean);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(
+      `berth: ${paths.badModelSpec}:7 spec.model.source: ${paths.randomModel}: the file is not a GGUF model: ${lines[0]!.split("the file is not a GGUF model: ")[1]}`,
+    );
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^${paths.badModelSpec}:14 spec\\.model\\.source: ${paths.truncatedModel}: the GGUF file ends`,
+      ),
+    );
+  });
+});
+
+describe("no command prints a stack trace on bad input", () => {
+  const sweep: string[][] = [
+    ["validate", "-f", paths.missing],
+    ["validate", "-f", paths.alias],
+    ["validate", "-f", paths.wrongType],
+    ["validate", "-f", paths.garbage],
+    ["validate", "-f", paths.folder],
+    ["validate"],
+    ["render", "-f", paths.alias],
+    ["render", "-f", paths.garbage],
+    ["render", "-f", paths.good, "--format", "toml"],
+    ["render", "-f", paths.good, "--helm", join(paths.randomModel, "chart")],
+    ["deploy", "-f", paths.alias],
+    ["deploy", "-f", paths.good, "--timeout", "soon"],
+    ["deploy", "-f", paths.good, "--kubeconfig", paths.missing],
+    ["deploy", "-f", paths.good, "--kubeconfig", paths.garbage],
+    ["delete", "-f", paths.wrongType],
+    ["delete", "-f", paths.good, "--kubeconfig", paths.missing],
+    ["k8s", "status", "-f", paths.alias],
+    ["k8s", "status", "-f", paths.good, "--kubeconfig", paths.garbage],
+    ["model", "inspect", paths.randomModel],
+    ["model", "inspect", paths.folder],
+    ["model", "inspect", paths.missing],
+    ["model", "tiny", "--shape", "huge"],
+    ["model", "convert", paths.missing, "--out", join(directory, "out.gguf")],
+    ["model", "convert", paths.folder, "--out", join(directory, "out.gguf")],
+    ["model", "nope"],
+    ["build", "-f", paths.alias],
+    ["build", "--port", "many"],
+    ["build", "-f", paths.good, "--tag", "berth:bad input"],
+    ["serve", "--model", paths.garbage, "--port", "0"],
+    ["serve", "--model", paths.randomModel, "--port", "nope"],
+    ["serve", "--model", paths.randomModel, "--parallel", "-3"],
+    ["up", "-f", paths.alias],
+    ["up", "-f", paths.garbage],
+    ["up", "-f", paths.missing],
+    ["up", "-f", paths.good, "--port", "99999"],
+    ["status"],
+    ["status", "--json"],
+    ["events"],
+    ["logs", "m"],
+    ["scale", "m", "lots"],
+    ["scale", "m", "2"],
+    ["apply", "-f", paths.alias],
+    ["apply", "-f", paths.garbage],
+    ["apply", "-f", paths.good],
+    ["down"],
+    ["no-such-command"],
+    ["--no-such-flag"],
+  ];
+
+  test(`${sweep.length} commands with bad input: an error message, exit 1 or 2, no stack frame`, async () => {
+    const runs = await runAll(sweep);
+    const report = runs.map(
+      (run) => `berth ${run.args.join(" ")} → ${run.hung ? "HUNG" : run.code}: ${run.stderr.slice(0, 400)}`,
+    );
+    for (const [index, run] of runs.entries()) {
+      const where = report[index];
+      expect(run.hung, where).toBe(false);
+      expect(run.stderr, where).not.toMatch(STACK_FRAME);
+      expect([1, 2], where).toContain(run.code);
+      expect(run.stderr.trim().length, where).toBeGreaterThan(0);
+    }
+    // The issue's cases, exactly: an alias with no anchor is a located spec error, exit 2.
+    const alias = runs.find((run) => run.args[0] === "validate" && run.args[2] === paths.alias)!;
+    expect(alias.code).toBe(2);
+    expect(alias.stderr).toContain(`${paths.alias}:7 spec.model.source: alias *nope names no anchor`);
+    const wrongType = runs.find((run) => run.args[0] === "validate" && run.args[2] === paths.wrongType)!;
+    expect(wrongType.stderr).toContain(
+      `${paths.wrongType}:6 spec.model.contextSize: expected a number, got the string "abc"`,
+    );
+    for (const command of ["up", "apply", "render", "deploy"]) {
+      const run = runs.find(
+        (candidate) => candidate.args[0] === command && candidate.args[2] === paths.alias,
+      );
+      expect(run?.code, command).toBe(2);
+    }
+  });
+});
