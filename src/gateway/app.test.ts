@@ -627,7 +627,12 @@ it("serves /api/status with models, replicas and load", async () => {
 
 it("hashes nothing it forwards: a large body arrives byte for byte", async () => {
   const a = await fake((_req, res, body) => res.end(createHash("sha256").update(body).digest("hex")));
-  const { url } = await gateway(new MemoryDirectory().addModel("m", { upstreams: [upstream("a-1", a.url)] }));
+  const { url } = await gateway(
+    new MemoryDirectory().addModel("m", { upstreams: [upstream("a-1", a.url)] }),
+    {
+      bodyLimitBytes: 4 * 1024 * 1024,
+    },
+  );
   const body = JSON.stringify({ model: "m", prompt: "é".repeat(300_000) });
   const answer = await post(`${url}/v1/completions`, body);
   expect(answer.text).toBe(createHash("sha256").update(body).digest("hex"));

@@ -11,6 +11,15 @@ import Fastify, {
   LogController,
 } from "fastify";
 import { registerDashboard } from "../dashboard/routes.js";
+import { DEFAULT_BODY_LIMIT_BYTES } from "../server/app.js";
+import { parseJsonBody } from "../server/body-parsers.js";
+import {
+  allowedMethods,
+  bodyTooLargeMessage,
+  deadlineMessage,
+  methodNotAllowedMessage,
+} from "../server/errors.js";
+import { acceptsMediaType, mediaTypeOf, unsupportedMediaTypeMessage } from "../server/media-types.js";
 import type { Logger } from "../util/log.js";
 import { bearerToken, defaultKeySourceContext, type KeySourceContext } from "./auth.js";
 import { type ConsoleSource, registerConsoleApi } from "./console.js";
@@ -45,7 +54,7 @@ export interface GatewayOptions {
   port?: number;
   /** Per-request deadline (a client may ask for less with `x-berth-timeout-ms`). Default 10 min. */
   requestTimeoutMs?: number;
-  /** Largest request body accepted (413 beyond). Default 16 MiB. */
+  /** Largest request body accepted (413 beyond). Default: the replicas' own limit (1 MiB), so both answer alike. */
   bodyLimitBytes?: number;
   proxy?: Partial<ProxyOptions>;
   hold?: Partial<HoldOptions>;
@@ -94,7 +103,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   const port = options.port ?? 8080;
   const now = options.now ?? Date.now;
   const requestTimeoutMs = options.requestTimeoutMs ?? 600_000;
-  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const policies = new PolicyCache(directory, host, options.keySources ?? defaultKeySourceContext);
   // Refuse to start with a model whose auth is on but has no key (a GatewayConfigError).
   await policies.checkAll();
@@ -152,6 +161,8 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
+    // Requests that arrive while closing (keep-alive, pipelined) get our 503 below, not Fastify's.
+    return503OnClosing: false,
     requestIdHeader: false,
     genReqId: (req) => {
       const incoming = req.headers["x-request-id"];
@@ -167,6 +178,21 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
 
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    if (closing) {
+      reply.header("connection", "close");
+      return done(draining());
+    }
+    // A body declared too large is refused before it is read, in the replica's words.
+    const route = request.routeOptions.url;
+    const declaredLength = Number(request.headers["content-length"]);
+    if (
+      route !== undefined &&
+      (PROXIED_ROUTES as readonly string[]).includes(route) &&
+      Number.isFinite(declaredLength) &&
+      declaredLength > bodyLimit
+    ) {
+      return done(new GatewayError("BERTH_BODY_TOO_LARGE", bodyTooLargeMessage(declaredLength, bodyLimit)));
+    }
     done();
   });
 
@@ -175,7 +201,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       error instanceof GatewayError
         ? error
         : error.code === "FST_ERR_CTP_BODY_TOO_LARGE"
-          ? new GatewayError("BERTH_BODY_TOO_LARGE", `request body is larger than ${bodyLimit} bytes`)
+          ? new GatewayError("BERTH_BODY_TOO_LARGE", error.message)
           : error.statusCode !== undefined && error.statusCode < 500
             ? new GatewayError("BERTH_INVALID_REQUEST", error.message)
             : new GatewayError("BERTH_INTERNAL", "internal gateway error");
@@ -184,6 +210,15 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = allowedMethods(app, path);
+    if (allowed.length > 0) {
+      const error = new GatewayError(
+        "BERTH_METHOD_NOT_ALLOWED",
+        methodNotAllowedMessage(request.method, path, allowed),
+      );
+      return reply.code(405).header("allow", allowed.join(", ")).send(errorBody(error));
+    }
     const error = new GatewayError(
       "BERTH_NOT_FOUND",
       `no route for ${request.method} ${request.url.split("?")[0]}`,
@@ -262,6 +297,12 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     sendError,
   });
 
+  function draining(): GatewayError {
+    return new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down", {
+      retryAfterSeconds: DEFAULT_HOLD_OPTIONS.retryAfterSeconds,
+    });
+  }
+
   function modelObject(model: string) {
     return { id: model, object: "model", created: 0, owned_by: "berth" };
   }
@@ -297,19 +338,34 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     );
   }
 
+  /**
+   * What routing needs from the body. What the replica would refuse (a content type the route does
+   * not take, malformed JSON) is refused here in the replica's words, without waking a replica.
+   */
   function summarize(route: Route, request: FastifyRequest): RequestSummary {
     const body = request.body as Buffer | undefined;
-    const contentType = (request.headers["content-type"] ?? "").toLowerCase();
+    const contentType = request.headers["content-type"];
     if (!body || body.length === 0) {
       if (route === "/generate") return opaqueBody(0);
       throw new GatewayError("BERTH_INVALID_JSON", "request body must be a JSON object");
     }
-    if (contentType.startsWith("application/x-www-form-urlencoded"))
-      return inspectFormBody(body.toString("utf8"));
-    if (contentType.startsWith("multipart/")) return opaqueBody(body.length);
+    if (!acceptsMediaType(route, contentType)) {
+      throw new GatewayError("BERTH_UNSUPPORTED_MEDIA_TYPE", unsupportedMediaTypeMessage(route, contentType));
+    }
+    const mediaType = mediaTypeOf(contentType);
+    if (mediaType === "application/x-www-form-urlencoded") return inspectFormBody(body.toString("utf8"));
+    if (mediaType === "multipart/form-data") return opaqueBody(body.length);
     const summary = inspectJsonBody(body.toString("utf8"));
-    if (!summary) throw new GatewayError("BERTH_INVALID_JSON", "request body must be a JSON object");
-    return summary;
+    if (summary) return summary;
+    try {
+      parseJsonBody(body);
+    } catch (error) {
+      // Not UTF-8, malformed, empty: the same code and message as the replica's parser.
+      const parseError = error as { code?: string; message: string };
+      if (parseError.code === "BERTH_INVALID_UTF8" || parseError.code === "BERTH_INVALID_JSON")
+        throw new GatewayError(parseError.code, parseError.message);
+    }
+    throw new GatewayError("BERTH_INVALID_JSON", "request body must be a JSON object");
   }
 
   function chooseModel(route: Route, request: FastifyRequest, summary: RequestSummary): string {
@@ -340,7 +396,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     res.once("close", onClose);
     let deadlineTimer: NodeJS.Timeout | undefined;
     try {
-      if (closing) throw new GatewayError("BERTH_GATEWAY_DRAINING", "the gateway is shutting down");
+      if (closing) throw draining();
       summary = summarize(route, request);
       model = chooseModel(route, request, summary);
       policy = policies.resolvedPolicy(model) ?? (await policies.policy(model));
@@ -371,13 +427,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       const timeoutMs = requestDeadline(request, requestTimeoutMs);
       // The error is made only when the deadline passes: capturing a stack per request is not free.
       deadlineTimer = setTimeout(
-        () =>
-          abort.abort(
-            new GatewayError(
-              "BERTH_DEADLINE_EXCEEDED",
-              `request did not complete within its deadline of ${timeoutMs} ms`,
-            ),
-          ),
+        () => abort.abort(new GatewayError("BERTH_DEADLINE_EXCEEDED", deadlineMessage(timeoutMs))),
         timeoutMs,
       );
       outcome = await proxy.forward(

@@ -4,8 +4,11 @@
 export type GatewayErrorCode =
   | "BERTH_INVALID_REQUEST"
   | "BERTH_INVALID_JSON"
+  | "BERTH_INVALID_UTF8"
+  | "BERTH_UNSUPPORTED_MEDIA_TYPE"
   | "BERTH_BODY_TOO_LARGE"
   | "BERTH_NOT_FOUND"
+  | "BERTH_METHOD_NOT_ALLOWED"
   | "BERTH_MODEL_NOT_FOUND"
   | "BERTH_UNAUTHORIZED"
   | "BERTH_RATE_LIMITED"
@@ -27,8 +30,11 @@ interface CodeInfo {
 export const GATEWAY_ERRORS: Record<GatewayErrorCode, CodeInfo> = {
   BERTH_INVALID_REQUEST: { status: 400, type: "invalid_request_error" },
   BERTH_INVALID_JSON: { status: 400, type: "invalid_request_error" },
+  BERTH_INVALID_UTF8: { status: 400, type: "invalid_request_error" },
+  BERTH_UNSUPPORTED_MEDIA_TYPE: { status: 415, type: "invalid_request_error" },
   BERTH_BODY_TOO_LARGE: { status: 413, type: "invalid_request_error" },
   BERTH_NOT_FOUND: { status: 404, type: "invalid_request_error" },
+  BERTH_METHOD_NOT_ALLOWED: { status: 405, type: "invalid_request_error" },
   BERTH_MODEL_NOT_FOUND: { status: 404, type: "invalid_request_error" },
   BERTH_UNAUTHORIZED: { status: 401, type: "authentication_error" },
   BERTH_RATE_LIMITED: { status: 429, type: "rate_limit_error" },

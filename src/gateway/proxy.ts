@@ -11,7 +11,7 @@ import {
   type RoutingStrategy,
 } from "./balancer.js";
 import type { Upstream, UpstreamDirectory } from "./directory.js";
-import { GatewayError } from "./errors.js";
+import { errorBody, GatewayError } from "./errors.js";
 import { type ResponseHead, UpstreamExchange } from "./exchange.js";
 import type { ReadyWaiter } from "./hold.js";
 import type { RequestSummary } from "./inspect.js";
@@ -393,7 +393,8 @@ export class UpstreamProxy {
     res.writeHead(head.statusCode, responseHeaders(head.headers, request.requestId, upstream.id));
     // A stream's headers go out now (Node would hold them until the first event), so a client sees
     // the 200 while the replica still works on the first token. Other bodies go with their headers.
-    if (String(head.headers["content-type"] ?? "").startsWith("text/event-stream")) res.flushHeaders();
+    const eventStream = String(head.headers["content-type"] ?? "").startsWith("text/event-stream");
+    if (eventStream) res.flushHeaders();
     return new Promise<ProxyOutcome>((resolve) => {
       let settled = false;
       let firstByteAt: number | undefined;
@@ -439,8 +440,23 @@ export class UpstreamProxy {
           finish(false);
         },
         error: () => {
-          // The replica failed mid-response (or the request was aborted): the client sees a cut stream.
-          res.destroy();
+          const reason = request.signal.reason;
+          if (!eventStream || reason instanceof ClientClosedError || res.destroyed) {
+            // A JSON body cannot be mended: the client sees a cut response (and knows it).
+            res.destroy();
+            finish(true);
+            return;
+          }
+          // A stream ends as the replica ends one: an error event the openai client raises, so a
+          // deadline or a replica that died is told, never mistaken for a cut or a complete answer.
+          const error =
+            reason instanceof GatewayError
+              ? reason
+              : new GatewayError(
+                  "BERTH_UPSTREAM_UNAVAILABLE",
+                  `replica ${upstream.id} of model "${request.model}" failed while streaming the response`,
+                );
+          res.end(`data: ${JSON.stringify(errorBody(error))}\n\n`);
           finish(true);
         },
       });

@@ -12,9 +12,18 @@ import Fastify, {
 import type { Engine } from "../engine/types.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { parseJsonBody } from "./body-parsers.js";
-import { errorBody, HttpError, toHttpError } from "./errors.js";
+import {
+  allowedMethods,
+  bodyTooLargeMessage,
+  deadlineMessage,
+  errorBody,
+  HttpError,
+  methodNotAllowedMessage,
+  toHttpError,
+} from "./errors.js";
 import { registerGenerateRoute } from "./generate-route.js";
 import { ServerLifecycle } from "./lifecycle.js";
+import { unsupportedMediaTypeMessage } from "./media-types.js";
 import { createServerMetrics, type ServerMetrics } from "./metrics.js";
 import { registerOpenAiRoutes } from "./openai-routes.js";
 import { type InferenceContext, requestIdFrom } from "./request-context.js";
@@ -55,7 +64,9 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     retryAfterSeconds: options.retryAfterSeconds ?? 1,
     logPrompts: options.logPrompts ?? false,
-    defaultMaxLength: 20,
+    // The seed's Flask app read max_length with a default of 50 (prompt included): its clients
+    // expect that much text, not Hugging Face generate()'s own default of 20.
+    defaultMaxLength: 50,
     defaultCompletionMaxTokens: 16,
   };
   const contexts = new WeakMap<FastifyRequest, InferenceContext>();
@@ -168,12 +179,7 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
     contexts.set(request, context);
     const release = lifecycle.track(context.controller);
     const deadline = setTimeout(() => {
-      context.controller.abort(
-        new HttpError(
-          "BERTH_DEADLINE_EXCEEDED",
-          `the request ran past its deadline of ${context.deadlineMs} ms`,
-        ),
-      );
+      context.controller.abort(new HttpError("BERTH_DEADLINE_EXCEEDED", deadlineMessage(context.deadlineMs)));
     }, context.deadlineMs);
     let responded = false;
     reply.raw.once("finish", () => {
@@ -201,10 +207,7 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
     // @fastify/multipart reads its body outside fastify's bodyLimit: refuse a declared oversize body here.
     const declaredLength = Number(request.headers["content-length"]);
     if (Number.isFinite(declaredLength) && declaredLength > limits.bodyLimitBytes) {
-      throw new HttpError(
-        "BERTH_BODY_TOO_LARGE",
-        `the request body (${declaredLength} bytes) is larger than the limit of ${limits.bodyLimitBytes} bytes`,
-      );
+      throw new HttpError("BERTH_BODY_TOO_LARGE", bodyTooLargeMessage(declaredLength, limits.bodyLimitBytes));
     }
     readyEngine();
   });
@@ -216,7 +219,16 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const httpError = toHttpError(error);
+    let httpError = toHttpError(error);
+    const route = request.routeOptions.url;
+    if (httpError.code === "BERTH_UNSUPPORTED_MEDIA_TYPE" && route !== undefined) {
+      // Fastify says only "Unsupported Media Type": name what was sent and what the route takes.
+      httpError = new HttpError(
+        "BERTH_UNSUPPORTED_MEDIA_TYPE",
+        unsupportedMediaTypeMessage(route, request.headers["content-type"]),
+        { cause: error },
+      );
+    }
     const context = contexts.get(request);
     if (context) context.outcome = httpError;
     if (
@@ -233,7 +245,13 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
     return reply.code(httpError.status).send(errorBody(httpError));
   });
 
-  app.setNotFoundHandler((request) => {
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = allowedMethods(app, path);
+    if (allowed.length > 0) {
+      reply.header("allow", allowed.join(", "));
+      throw new HttpError("BERTH_METHOD_NOT_ALLOWED", methodNotAllowedMessage(request.method, path, allowed));
+    }
     throw new HttpError("BERTH_ROUTE_NOT_FOUND", `no route ${request.method} ${request.url.slice(0, 200)}`);
   });
 

@@ -18,6 +18,7 @@ export const HTTP_ERRORS = {
   BERTH_CONTEXT_OVERFLOW: { status: 400, type: "invalid_request_error" },
   BERTH_MODEL_NOT_FOUND: { status: 404, type: "invalid_request_error" },
   BERTH_ROUTE_NOT_FOUND: { status: 404, type: "invalid_request_error" },
+  BERTH_METHOD_NOT_ALLOWED: { status: 405, type: "invalid_request_error" },
   BERTH_BODY_TOO_LARGE: { status: 413, type: "invalid_request_error" },
   BERTH_UNSUPPORTED_MEDIA_TYPE: { status: 415, type: "invalid_request_error" },
   BERTH_OVERLOADED: { status: 429, type: "rate_limit_error" },
@@ -72,6 +73,33 @@ export interface OpenAiErrorBody {
 
 export function errorBody(error: HttpError): OpenAiErrorBody {
   return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
+}
+
+// Messages the gateway writes too, so a client gets the same words from either (src/gateway/app.ts).
+
+export function bodyTooLargeMessage(declaredBytes: number, limitBytes: number): string {
+  return `the request body (${declaredBytes} bytes) is larger than the limit of ${limitBytes} bytes`;
+}
+
+export function deadlineMessage(deadlineMs: number): string {
+  return `the request ran past its deadline of ${deadlineMs} ms`;
+}
+
+export function methodNotAllowedMessage(method: string, path: string, allowed: readonly string[]): string {
+  return `method ${method} is not allowed on ${path}; use ${allowed.join(" or ")}`;
+}
+
+const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
+
+/**
+ * The methods a path has routes for, when the request's method is not one of them (405, as the
+ * seed's Flask app answered `GET /generate`); empty when the path has no route at all (404).
+ */
+export function allowedMethods(
+  app: { hasRoute(options: { method: string; url: string }): boolean },
+  path: string,
+): string[] {
+  return METHODS.filter((method) => app.hasRoute({ method, url: path }));
 }
 
 /** "messages", 0, "role" → "messages[0].role" (the way OpenAI names params). */

@@ -12,7 +12,7 @@ export interface ResolvedServerLimits {
   requestTimeoutMs: number;
   retryAfterSeconds: number;
   logPrompts: boolean;
-  /** /generate's max_length when the request has none (Hugging Face generate's default, 20). */
+  /** /generate's max_length when the request has none (the seed app's default, 50, prompt included). */
   defaultMaxLength: number;
   /** /v1/completions' max_tokens when the request has none (OpenAI's default, 16). */
   defaultCompletionMaxTokens: number;

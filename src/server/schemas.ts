@@ -9,17 +9,32 @@ export const MAX_STOP_LENGTH = 256;
 /** Far above any context this server runs; larger values are a client bug, not a context overflow. */
 export const MAX_TOKENS_LIMIT = 1_000_000;
 
+const stopSequence = z
+  .string({ error: "a stop sequence must be a string" })
+  .min(1, "a stop sequence must not be empty")
+  .max(MAX_STOP_LENGTH, `a stop sequence has at most ${MAX_STOP_LENGTH} characters`);
+const stopList = z
+  .array(stopSequence)
+  .max(MAX_STOP_SEQUENCES, `at most ${MAX_STOP_SEQUENCES} stop sequences are allowed`);
+// The form is chosen first, then checked: a z.union of the two forms reports only the union's own
+// message when both fail, which hid the real limit (10,000 strings got "must be a string or an array").
 const stopSchema = z
-  .union(
-    [
-      z.string().min(1, "a stop sequence must not be empty").max(MAX_STOP_LENGTH),
-      z
-        .array(z.string().min(1, "a stop sequence must not be empty").max(MAX_STOP_LENGTH))
-        .max(MAX_STOP_SEQUENCES, `at most ${MAX_STOP_SEQUENCES} stop sequences`),
-    ],
-    { error: "stop must be a string or an array of strings" },
-  )
-  .nullish();
+  .unknown()
+  .transform((value, context): string | string[] | null | undefined => {
+    if (value === null || value === undefined) return value;
+    const schema = typeof value === "string" ? stopSequence : Array.isArray(value) ? stopList : undefined;
+    if (!schema) {
+      context.addIssue({ code: "custom", message: "stop must be a string or an array of strings" });
+      return z.NEVER;
+    }
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) {
+      context.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    }
+    return z.NEVER;
+  })
+  .optional();
 
 const maxTokensSchema = z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish();
 
