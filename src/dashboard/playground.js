@@ -71,6 +71,7 @@ async function send() {
   output.value = "";
   setText("playground-error", "");
   setText("playground-finish", "–");
+  setText("playground-request-id", "–");
   const run = {
     abort: new AbortController(),
     startedAt: performance.now(),
@@ -88,6 +89,7 @@ async function send() {
       signal: run.abort.signal,
       cache: "no-store",
     });
+    setText("playground-request-id", response.headers.get("x-request-id") ?? "–");
     if (!response.ok) throw await errorFrom(response);
     let finish;
     for await (const chunk of serverSentData(response.body)) {

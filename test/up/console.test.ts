@@ -158,8 +158,9 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
         });
         const snapshot = (await response.json()) as HistorySnapshot;
         const points = snapshot.models[MODEL] ?? [];
-        const busy = points.some((point) => point.tokensPerSecond > 0 && point.ttftP50Ms !== null);
-        return busy ? snapshot : undefined;
+        const generating = points.some((point) => point.tokensPerSecond > 0);
+        const answering = points.some((point) => point.ttftP50Ms !== null);
+        return generating && answering ? snapshot : undefined;
       },
       120_000,
       500,
@@ -222,6 +223,7 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(await page.locator("#playground-state").textContent()).toBe("streaming");
     expect((await page.locator("#playground-output").inputValue()).length).toBeGreaterThan(0);
     expect(await page.locator("#playground-ttft").textContent()).toMatch(/^\d+ ms$/);
+    expect(await page.locator("#playground-request-id").textContent()).toMatch(/^[\w.:-]{8,}$/);
     // The generation holds a slot on the replica now, and its tokens are counted as they stream
     // (the live tokens/s chart depends on it).
     await waitFor(
