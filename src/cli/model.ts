@@ -6,6 +6,7 @@ import { ModelError } from "../models/errors.js";
 import type { ModelSummary } from "../models/inspect.js";
 import { TINY_DTYPES, TINY_SHAPES, type TinyDtype, type TinyShapeName } from "../models/tiny.js";
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from "./errors.js";
+import { registerStoreCommands } from "./model-store.js";
 
 // Above this size the writer reports progress on stderr.
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
@@ -186,6 +187,8 @@ export function register(program: Command): void {
     .option("--dtype <dtype>", "weight type of the matrices: f32 | f16 | q8_0", "f16")
     .option("--json", "print the result as JSON")
     .action(async (input: string, options: ConvertCliOptions) => convert(input, options));
+
+  registerStoreCommands(model);
 
   model
     .command("inspect")

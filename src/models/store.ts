@@ -27,6 +27,8 @@ export interface PullOptions {
   dtype?: "f32" | "f16" | "q8_0";
   /** hf:// on a branch or tag: ask the hub for its commit now, even when the cache has one. */
   refresh?: boolean;
+  /** The cache only: no request at all; a source that is not cached fails with BERTH_MODEL_NOT_CACHED. */
+  offline?: boolean;
 }
 
 export interface PulledModel {
@@ -110,12 +112,81 @@ export async function listPulled(env: NodeJS.ProcessEnv = process.env): Promise<
   return records.sort((a, b) => a.source.localeCompare(b.source));
 }
 
+/**
+ * Everything `berth model ls` shows: the pull records, plus GGUF files in the shared HF cache that
+ * another tool (Python's huggingface_hub, huggingface-cli) fetched, as hf://ORG/REPO/FILE@COMMIT.
+ */
+export async function listCached(env: NodeJS.ProcessEnv = process.env): Promise<PullRecord[]> {
+  const records = await listPulled(env);
+  const known = new Set(records.map((record) => record.path));
+  const cacheDir = hfHubCache(env);
+  let repos: string[];
+  try {
+    repos = (await readdir(cacheDir)).filter((name) => name.startsWith("models--"));
+  } catch {
+    repos = [];
+  }
+  for (const folder of repos.sort()) {
+    const repo = folder.slice("models--".length).replace("--", "/");
+    const snapshots = join(cacheDir, folder, "snapshots");
+    let commits: string[];
+    try {
+      commits = await readdir(snapshots);
+    } catch {
+      continue;
+    }
+    for (const commit of commits) {
+      for (const file of await listTree(join(snapshots, commit))) {
+        if (!file.endsWith(".gguf")) continue;
+        const path = join(snapshots, commit, file);
+        if (known.has(path)) continue;
+        let info: import("node:fs").Stats;
+        try {
+          info = await stat(path);
+        } catch {
+          continue;
+        }
+        const quantization = quantizationOf(file);
+        records.push({
+          path,
+          source: `hf://${repo}/${file}@${commit}`,
+          kind: "hf",
+          revision: commit,
+          file,
+          sizeBytes: info.size,
+          fromCache: true,
+          ...(quantization ? { quantization } : {}),
+          pulledAt: info.mtime.toISOString(),
+          lastUsedAt: info.atime.toISOString(),
+        });
+      }
+    }
+  }
+  return records.sort((a, b) => a.source.localeCompare(b.source));
+}
+
+async function listTree(root: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await readdir(join(root, prefix), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...(await listTree(root, path)));
+    else out.push(path);
+  }
+  return out;
+}
+
 /** Removes the pull record of a source and, when nothing else refers to it, its file. */
 export async function removePulled(
   source: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ removed: PullRecord[] }> {
-  const all = await listPulled(env);
+  const all = await listCached(env);
   const matching = all.filter((record) => record.source === source);
   if (matching.length === 0) {
     throw new ModelSourceError(
@@ -123,9 +194,15 @@ export async function removePulled(
       `${source}: no pulled model has this source (see berth model ls)`,
     );
   }
+  const { realpath } = await import("node:fs/promises");
+  const real = async (path: string): Promise<string> => realpath(path).catch(() => path);
   for (const record of matching) {
     await rm(recordPath(env, record.source), { force: true });
-    const shared = all.some((other) => other.source !== record.source && other.path === record.path);
+    const mine = await real(record.path);
+    let shared = false;
+    for (const other of all) {
+      if (other.source !== record.source && (await real(other.path)) === mine) shared = true;
+    }
     if (!shared && record.kind !== "file") await removeCachedFile(record);
   }
   return { removed: matching };
@@ -190,9 +267,23 @@ function downloadProgress(options: PullOptions): ((p: DownloadProgress) => void)
   return report ? (progress) => report({ ...progress, phase: "download" }) : undefined;
 }
 
+/** Fails with BERTH_MODEL_NOT_CACHED when offline and `target` is not there. */
+async function assertCachedWhenOffline(options: PullOptions, source: string, target: string): Promise<void> {
+  if (!options.offline) return;
+  try {
+    await stat(target);
+  } catch {
+    throw new ModelSourceError(
+      "BERTH_MODEL_NOT_CACHED",
+      `${source}: the model is not cached (looked for ${target})`,
+    );
+  }
+}
+
 async function pullHttps(source: HttpsSource, options: PullOptions, env: NodeJS.ProcessEnv) {
   const key = createHash("sha256").update(source.url).digest("hex").slice(0, 16);
   const target = join(modelCacheDir(env), "https", key, source.fileName);
+  await assertCachedWhenOffline(options, source.uri, target);
   const onProgress = downloadProgress(options);
   const result = await downloadFile({
     source: source.uri,
@@ -210,6 +301,7 @@ async function pullS3(source: S3Source, options: PullOptions, env: NodeJS.Proces
   const { connectS3, headS3Object, getS3Range, S3ObjectChangedError } = await import("./s3.js");
   const { TransientError } = await import("./download.js");
   const target = join(modelCacheDir(env), "s3", source.bucket, ...source.key.split("/"));
+  await assertCachedWhenOffline(options, source.uri, target);
   try {
     await stat(target);
     return { path: target, sizeBytes: (await stat(target)).size, downloaded: false };
@@ -307,7 +399,7 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
     case "hf": {
       const onProgress = downloadProgress(options);
       const result = await pullHf(parsed, {
-        env,
+        env: options.offline ? { ...env, HF_HUB_OFFLINE: "1" } : env,
         verify: verifyDownloaded(source),
         ...(onProgress ? { onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
