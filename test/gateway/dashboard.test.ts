@@ -7,7 +7,12 @@ import type { Browser } from "playwright-core";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildGateway, type Gateway } from "../../src/gateway/app.js";
-import { hasChromium, launchChromium, watchCspViolations } from "../support/chromium.js";
+import {
+  hasChromium,
+  launchChromium,
+  seriousAccessibilityViolations,
+  watchCspViolations,
+} from "../support/chromium.js";
 import {
   captureLogger,
   deployment,
@@ -118,6 +123,7 @@ describe.skipIf(!hasChromium)("dashboard", () => {
     // A bare gateway keeps no history: the page says so instead of drawing empty charts.
     await page.locator("#history-note").waitFor({ state: "visible" });
     expect(await page.locator("#history-note").textContent()).toContain("no history");
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
 

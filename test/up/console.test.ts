@@ -4,8 +4,7 @@
 // replica's log tail, and the playground streaming a completion and stopping it, with the replica's
 // slot freed (its /metrics). No CSP violation, no serious accessibility violation (axe-core).
 // Screenshots go to .berth/artifacts/console/ (gitignored) for people to look at.
-import { mkdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI from "openai";
 import type { Browser, Page } from "playwright-core";
@@ -13,7 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HistorySnapshot } from "../../src/gateway/history.js";
 import { parseReplicaMetrics } from "../../src/gateway/history.js";
 import { ensureTinyModel } from "../../src/models/tiny.js";
-import { hasChromium, launchChromium, watchCspViolations } from "../support/chromium.js";
+import {
+  hasChromium,
+  launchChromium,
+  seriousAccessibilityViolations,
+  watchCspViolations,
+} from "../support/chromium.js";
 import { type BerthUp, specText, startBerthUp, waitFor } from "./harness.js";
 
 const ARTIFACTS = join(process.cwd(), ".berth", "artifacts", "console");
@@ -79,13 +83,6 @@ function seriesRows(
   })()`);
 }
 
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: Array<{ target: unknown }>;
-}
-
 describe.skipIf(!hasChromium).sequential("the web console on a real berth up", () => {
   let up: BerthUp;
   let browser: Browser;
@@ -125,6 +122,7 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(response?.headers()["content-security-policy"]).toContain("default-src 'self'");
     await page.locator("#key-form").waitFor({ state: "visible" });
     await page.screenshot({ path: join(ARTIFACTS, "1-key-prompt.png") });
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
     await page.locator("#key").fill(KEY);
     await page.locator("#key-form button[type=submit]").click();
     await page.locator(`section[data-model="${MODEL}"] tr[data-replica="${replicaId}"]`).waitFor();
@@ -266,20 +264,8 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(await page.locator("#playground-error").textContent()).toBe("");
   });
 
-  it("has no serious or critical accessibility violation (axe-core)", async () => {
-    const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-    // Evaluated through the DevTools protocol, which the page's CSP does not govern.
-    await page.evaluate(axeSource);
-    const results = (await page.evaluate(`axe.run(document, { resultTypes: ["violations"] })`)) as {
-      violations: AxeViolation[];
-    };
-    const serious = results.violations
-      .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
-      .map(
-        (violation) =>
-          `${violation.id} (${violation.impact}): ${violation.help} at ${JSON.stringify(violation.nodes.map((node) => node.target))}`,
-      );
-    expect(serious).toEqual([]);
+  it("has no serious or critical accessibility violation with everything shown (axe-core)", async () => {
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
   });
 
   it("ran without a CSP violation or a script error, and would have seen one", async () => {
