@@ -10,11 +10,12 @@ import { AdminUnavailableError, adminCall } from "../control/admin-client.js";
 import { type ApplyResultView, adminSocketPath, upStatusSchema } from "../control/admin-protocol.js";
 import { AdminRequestError, startAdminServer } from "../control/admin-server.js";
 import { Controller, type DeploymentToApply } from "../control/controller.js";
-import { ModelSourceError, resolveLocalModel } from "../control/model-source.js";
+import { ModelSourceError, resolveModelSources } from "../control/model-source.js";
 import { buildGateway, type Gateway } from "../gateway/app.js";
 import { LocalRuntime } from "../runtime/local.js";
 import { type ModelDeployment, parseSpecText, SpecError } from "../spec/index.js";
 import type { Logger } from "../util/log.js";
+import { createProgress, type ProgressRenderer } from "./progress.js";
 import { upConsoleSource } from "./up-console.js";
 import { registerControllerMetrics } from "./up-metrics.js";
 
@@ -41,7 +42,7 @@ export interface UpHandle {
   closed: Promise<void>;
 }
 
-export type UpErrorCode = "BERTH_UP_RUNNING" | "BERTH_UP_SOCKET_PATH";
+export type UpErrorCode = "BERTH_UP_RUNNING" | "BERTH_UP_SOCKET_PATH" | "BERTH_UP_NO_MODEL";
 
 export class UpError extends Error {
   constructor(
@@ -56,15 +57,73 @@ export class UpError extends Error {
 // sockaddr_un.sun_path holds 108 bytes on Linux, 104 on macOS.
 const MAX_SOCKET_PATH = 100;
 
-/** Parses and resolves a spec's text; errors name the file and line (SpecError) or the source. */
-export async function loadDeployments(file: string, text: string): Promise<DeploymentToApply[]> {
+export interface LoadDeploymentsOptions {
+  logger?: Logger;
+  /** Where pull progress is drawn (a bar on a terminal, periodic lines otherwise); default stderr. */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * Parses a spec's text (errors name the file and line: SpecError) and pulls every model's source
+ * through the model store, once per distinct source, before any replica starts. A model whose
+ * source cannot be had carries modelFailure instead of a path; the other models are unaffected.
+ */
+export async function loadDeployments(
+  file: string,
+  text: string,
+  options: LoadDeploymentsOptions = {},
+): Promise<DeploymentToApply[]> {
   const deployments: ModelDeployment[] = parseSpecText(text, file);
-  return Promise.all(
-    deployments.map(async (deployment) => ({
-      deployment,
-      resolvedModel: await resolveLocalModel(deployment.spec.model.source, file),
-    })),
+  const bars = new Map<string, ProgressRenderer>();
+  const resolved = await resolveModelSources(
+    deployments.map((deployment) => deployment.spec.model.source),
+    {
+      specFile: file,
+      onProgress: (source, progress) => {
+        // Only real downloads draw: a cached model resolves silently.
+        if (progress.phase !== "download") return;
+        let bar = bars.get(source);
+        if (!bar) {
+          bar = createProgress({
+            title: `pull ${source}`,
+            unit: "bytes",
+            ...(options.progressStream ? { stream: options.progressStream } : {}),
+          });
+          bars.set(source, bar);
+        }
+        bar.update(
+          progress.totalBytes === undefined ? "downloading" : "",
+          progress.receivedBytes,
+          progress.totalBytes,
+        );
+      },
+      onPulled: (pulled) => {
+        bars.get(pulled.source)?.finish();
+        options.logger?.info(
+          {
+            source: pulled.source,
+            path: pulled.path,
+            fromCache: pulled.fromCache,
+            sizeBytes: pulled.sizeBytes,
+          },
+          pulled.fromCache ? "model found in the cache" : "model pulled",
+        );
+      },
+    },
   );
+  for (const [source, result] of resolved) {
+    bars.get(source)?.finish();
+    if (!result.ok) options.logger?.error({ source, code: result.failure.code }, result.failure.message);
+  }
+  return deployments.map((deployment) => {
+    const result = resolved.get(deployment.spec.model.source);
+    if (result?.ok) return { deployment, resolvedModel: result.pulled.path };
+    return {
+      deployment,
+      modelFailure:
+        result?.ok === false ? result.failure : { code: "BERTH_MODEL_SOURCE", message: "not resolved" },
+    };
+  });
 }
 
 export async function startUp(options: UpOptions): Promise<UpHandle> {
@@ -83,7 +142,17 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       { file: options.specFile, path: "", message: error.code === "ENOENT" ? "no such file" : String(error) },
     ]);
   });
-  const initial = await loadDeployments(options.specFile, specText);
+  const initial = await loadDeployments(options.specFile, specText, { logger });
+  const failed = initial.filter((item) => item.modelFailure !== undefined);
+  if (initial.length > 0 && failed.length === initial.length) {
+    // Nothing could run: say why at once rather than serve a gateway of 503s.
+    throw new UpError(
+      "BERTH_UP_NO_MODEL",
+      failed
+        .map((item) => `model ${item.deployment.metadata.name}: ${item.modelFailure?.message}`)
+        .join("\n"),
+    );
+  }
 
   const runtime = new LocalRuntime({
     stateDir: options.stateDir,
@@ -125,7 +194,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   const applyText = async (file: string, text: string): Promise<ApplyResultView> => {
     let deployments: DeploymentToApply[];
     try {
-      deployments = await loadDeployments(file, text);
+      deployments = await loadDeployments(file, text, { logger });
     } catch (error) {
       if (error instanceof SpecError) throw new AdminRequestError(error.code, error.message);
       if (error instanceof ModelSourceError) throw new AdminRequestError(error.code, error.message);

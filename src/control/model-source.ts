@@ -1,39 +1,64 @@
-// Turns a spec's model source into a file this machine can load, for the local runtime:
-// tiny://SHAPE?dtype=D is generated (cached) on first use, file:// and paths resolve from the spec.
-import { stat } from "node:fs/promises";
-import { dirname, isAbsolute, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { ModelSourceError } from "../models/errors.js";
-import { parseTinySource } from "../models/sources.js";
-import { ensureTinyModel } from "../models/tiny.js";
+// Resolves a spec's model sources for `berth up` through the one model store (pullModel): every
+// distinct source once (never once per replica), before any replica starts. A source that cannot be
+// had is a failure of that model only (DeploymentToApply.modelFailure), not of the whole spec.
+import { dirname, resolve } from "node:path";
+import { ModelError, ModelSourceError } from "../models/errors.js";
+import type { PulledModel, PullProgress } from "../models/store.js";
+import type { ModelFailure } from "./controller.js";
 
-// Source parsing lives in src/models/sources.ts; re-exported for this file's callers.
-export { ModelSourceError } from "../models/errors.js";
-export { parseTinySource } from "../models/sources.js";
+export { ModelSourceError };
+
+export interface ResolveSourcesOptions {
+  /** The spec file: relative paths and file:// URIs are relative to its folder. */
+  specFile: string;
+  env?: NodeJS.ProcessEnv;
+  /** Progress of each source's pull (resolve, download, check). */
+  onProgress?: (source: string, progress: PullProgress) => void;
+  /** Called once per source when its pull ends (cached or downloaded). */
+  onPulled?: (pulled: PulledModel) => void;
+  signal?: AbortSignal;
+}
+
+export type ResolvedSource = { ok: true; pulled: PulledModel } | { ok: false; failure: ModelFailure };
+
+/** One line and a stable code for any failure of a pull (source, network, cache, model check). */
+export function modelFailureOf(source: string, error: unknown): ModelFailure {
+  if (error instanceof ModelSourceError || error instanceof ModelError) {
+    return { code: error.code, message: error.message };
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return { code: "BERTH_MODEL_SOURCE", message: `${source}: ${detail.split("\n")[0]}` };
+}
 
 /**
- * A local file for the source. Relative paths are relative to the spec file's directory.
- * hf:// and https:// are not fetched here: pull them first and point the spec at the file.
+ * Pulls each distinct source once, one after another (one progress display at a time), and
+ * reports each as a local path or a failure. Never throws for a source's own failure.
  */
-export async function resolveLocalModel(source: string, specFile: string): Promise<string> {
-  const tiny = parseTinySource(source);
-  if (tiny) return ensureTinyModel(tiny);
-  if (/^(hf|https?):\/\//.test(source)) {
-    throw new ModelSourceError(
-      "BERTH_MODEL_SOURCE",
-      `${source}: berth up runs local files and tiny:// models; download it and use file://PATH`,
-    );
+export async function resolveModelSources(
+  sources: readonly string[],
+  options: ResolveSourcesOptions,
+): Promise<Map<string, ResolvedSource>> {
+  const { pullModel } = await import("../models/store.js");
+  const baseDir = dirname(resolve(options.specFile));
+  const results = new Map<string, ResolvedSource>();
+  for (const source of sources) {
+    if (results.has(source)) continue;
+    options.signal?.throwIfAborted();
+    try {
+      const pulled = await pullModel(source, {
+        baseDir,
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress
+          ? { onProgress: (progress: PullProgress) => options.onProgress?.(source, progress) }
+          : {}),
+      });
+      options.onPulled?.(pulled);
+      results.set(source, { ok: true, pulled });
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      results.set(source, { ok: false, failure: modelFailureOf(source, error) });
+    }
   }
-  const path = source.startsWith("file://")
-    ? source.startsWith("file:///")
-      ? fileURLToPath(source)
-      : source.slice("file://".length)
-    : source;
-  const absolute = isAbsolute(path) ? path : resolve(dirname(resolve(specFile)), path);
-  try {
-    if (!(await stat(absolute)).isFile()) throw new Error("not a file");
-  } catch {
-    throw new ModelSourceError("BERTH_MODEL_SOURCE_NOT_FOUND", `${source}: no model file at ${absolute}`);
-  }
-  return absolute;
+  return results;
 }

@@ -94,8 +94,8 @@ describe("parseSpecText", () => {
     },
     {
       name: "bad model source",
-      text: VALID.replace("tiny://tiny", "ftp:model"),
-      expected: "berth.yaml:7 spec.model.source: must be file://PATH",
+      text: VALID.replace("tiny://tiny", "ftp://host/model.gguf"),
+      expected: 'berth.yaml:7 spec.model.source: ftp://host/model.gguf: unknown scheme "ftp://"',
     },
     {
       name: "negative parallel",

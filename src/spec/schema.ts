@@ -1,6 +1,7 @@
 // The ModelDeployment schema (zod): the one spec file that drives `berth up`, `berth render` and
 // `berth deploy`. Parsing applies defaults, so everything downstream sees a complete object.
 import { z } from "zod";
+import { parseModelSource } from "../models/sources.js";
 import { parseDuration } from "./units.js";
 
 export const API_VERSION = "berth.dev/v1alpha1";
@@ -30,13 +31,18 @@ const memoryQuantity = z
   .string()
   .regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/, "must be a memory quantity like 512Mi or 4Gi");
 
-/** Where the weights come from: file://, https://, hf://org/repo[/file.gguf], or tiny://SHAPE (generated test models). */
-const modelSource = z
-  .string()
-  .refine(
-    (value) => /^(file|https?|hf|tiny):\/\/.+/.test(value) || value.startsWith("/") || value.startsWith("./"),
-    "must be file://PATH, https://URL, hf://ORG/REPO, tiny://SHAPE or a path",
-  );
+/**
+ * Where the weights come from: hf://ORG/REPO[/FILE][:QUANT][@REV], https://URL[#sha256=HEX],
+ * s3://BUCKET/KEY, file://PATH or a path, tiny://SHAPE (generated test models). Parsed by the model
+ * store's own parser, so the spec refuses exactly what `berth model pull` refuses, naming the part.
+ */
+const modelSource = z.string().superRefine((value, ctx) => {
+  try {
+    parseModelSource(value);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
+  }
+});
 
 const modelSchema = z.strictObject({
   source: modelSource,
@@ -110,6 +116,8 @@ const authSchema = z.strictObject({
   /** Default: on when the gateway listens beyond loopback. */
   enabled: z.boolean().optional(),
   apiKeysFrom: keySource.optional(),
+  /** The gateway's /metrics asks for an API key too (it names models and replicas). Default false. */
+  protectMetrics: z.boolean().default(false),
 });
 
 const rateLimitSchema = z.strictObject({
