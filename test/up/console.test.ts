@@ -262,6 +262,14 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     expect(await page.locator("#playground-finish").textContent()).toBe("length");
     expect(await page.locator("#playground-tokens").textContent()).toBe("6");
     expect(await page.locator("#playground-error").textContent()).toBe("");
+    // Bad input gets the server's message, in words, and the playground is ready again.
+    await page.locator("#playground-max-tokens").fill("5000");
+    await page.locator("#playground-send").click();
+    await expect
+      .poll(() => page.locator("#playground-state").textContent(), { timeout: 60_000 })
+      .toBe("failed");
+    expect(await page.locator("#playground-error").textContent()).toMatch(/context|max_tokens/i);
+    expect(await page.locator("#playground-send").isEnabled()).toBe(true);
   });
 
   it("has no serious or critical accessibility violation with everything shown (axe-core)", async () => {
