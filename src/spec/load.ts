@@ -67,6 +67,8 @@ function parseSpecDocuments(text: string, label: string): ModelDeployment[] {
   const documents = parseAllDocuments(text, {
     lineCounter,
     prettyErrors: false,
+    // Odd constructs (a map as a key) become problems below, not Node process warnings on stderr.
+    logLevel: "error",
     merge: true,
     uniqueKeys: true,
   });
@@ -229,10 +231,21 @@ function isMergeSource(document: Document.Parsed, value: unknown): boolean {
 }
 
 function keyText(key: unknown): string {
-  if (isScalar(key))
-    return typeof key.value === "symbol" ? (key.value.description ?? "?") : String(key.value);
+  if (isScalar(key)) {
+    return pathSegment(typeof key.value === "symbol" ? (key.value.description ?? "?") : String(key.value));
+  }
   if (isAlias(key)) return `*${key.source}`;
   return "?";
+}
+
+/** A key as it appears in a dotted path: plain words as they are, anything else quoted and short. */
+function pathSegment(key: string | number): string {
+  if (typeof key === "number" || /^[\w<-]+$/.test(key)) return String(key);
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key);
+}
+
+function joinPath(path: ReadonlyArray<string | number>): string {
+  return path.map(pathSegment).join(".");
 }
 
 /** The dotted path of the deepest node whose source range contains `offset` ("" for the root). */
@@ -313,7 +326,7 @@ function problemFromIssue(
     return {
       file,
       line: lineOf(keyNode?.range?.[0]),
-      path: [...path, key].join("."),
+      path: joinPath([...path, key]),
       message: `unknown field${others}`,
     };
   }
@@ -321,7 +334,7 @@ function problemFromIssue(
   return {
     file,
     line: lineOf(node?.range?.[0]),
-    path: path.join("."),
+    path: joinPath(path),
     message: issueMessage(issue, valueAt(input, path)),
   };
 }
