@@ -268,7 +268,9 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     return { status, readyReplicas, models };
   });
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get("/metrics", async (request, reply) => {
+    const denied = await authenticateMetrics(request);
+    if (denied) return sendError(reply, denied);
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
@@ -317,6 +319,17 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
 
   function sendError(reply: FastifyReply, error: GatewayError): FastifyReply {
     return reply.code(error.status).headers(errorHeaders(error)).send(errorBody(error));
+  }
+
+  /**
+   * GET /metrics: open, unless a model with auth on sets spec.auth.protectMetrics; then any key of a
+   * model with auth on will do (a Prometheus scrape sends it as a bearer token).
+   */
+  async function authenticateMetrics(request: FastifyRequest): Promise<GatewayError | undefined> {
+    const protect = directory
+      .models()
+      .some((model) => directory.deployment(model)?.spec.auth.protectMetrics === true);
+    return protect ? authenticateAnyModel(request) : undefined;
   }
 
   /** GET /v1/models: open if no model has auth on, else any key of any such model will do. */

@@ -33,7 +33,10 @@ export interface LocalRuntimeOptions {
   nodePath?: string;
   /** The `berth` entry script; default: this package's bin/berth.js. */
   berthBin?: string;
-  /** Extra environment for replicas (on top of this process's). */
+  /**
+   * Extra environment for replicas, on top of what they inherit from this process: only the
+   * variables `replicaEnvironment` lets through (never API keys or credentials).
+   */
   env?: NodeJS.ProcessEnv;
   /** A replica not answering /readyz by then is killed and restarted. Default 180 s. */
   readyTimeoutMs?: number;
@@ -109,6 +112,65 @@ export function serveArguments(template: ReplicaTemplate): string[] {
   args.push("--threads", String(threads));
   if (spec.engine.maxQueue !== undefined) args.push("--max-queue", String(spec.engine.maxQueue));
   return args;
+}
+
+// What a replica inherits: how to run (paths, locale, temp dirs, proxies, CA certificates, Node and
+// llama.cpp settings, where the caches and logs go), never a secret. API keys stay with the gateway
+// (a replica could print them in a crash log, and anyone reading /proc/PID/environ would see them).
+const INHERITED = new Set([
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "LANG",
+  "LANGUAGE",
+  "TZ",
+  "TMPDIR",
+  "TMP",
+  "TEMP",
+  "NODE_OPTIONS",
+  "NODE_EXTRA_CA_CERTS",
+  "NODE_ENV",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "UV_THREADPOOL_SIZE",
+  "OMP_NUM_THREADS",
+  "CUDA_VISIBLE_DEVICES",
+  "BERTH_HOME",
+  "BERTH_DEBUG",
+  "HF_HOME",
+  "HF_HUB_CACHE",
+  "HF_ENDPOINT",
+  "HF_HUB_OFFLINE",
+]);
+const INHERITED_PREFIXES = ["LC_", "XDG_", "BERTH_LOG_", "NODE_LLAMA_CPP_", "GGML_", "OTEL_"];
+// Only for a replica that fetches its model itself (no path resolved by `berth up`).
+const MODEL_CREDENTIALS = new Set(["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"]);
+const MODEL_CREDENTIAL_PREFIXES = ["AWS_"];
+
+/** The environment a replica starts with: an allowlist of `parent`, so no API key reaches it. */
+export function replicaEnvironment(
+  parent: NodeJS.ProcessEnv,
+  options: { modelCredentials?: boolean } = {},
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(parent)) {
+    if (value === undefined) continue;
+    const inherited =
+      INHERITED.has(name) ||
+      INHERITED_PREFIXES.some((prefix) => name.startsWith(prefix)) ||
+      (options.modelCredentials === true &&
+        (MODEL_CREDENTIALS.has(name) || MODEL_CREDENTIAL_PREFIXES.some((prefix) => name.startsWith(prefix))));
+    if (inherited) env[name] = value;
+  }
+  return env;
 }
 
 export class LocalRuntime implements Runtime {
@@ -273,7 +335,9 @@ export class LocalRuntime implements Runtime {
           detached: true,
           stdio: ["ignore", logFd, logFd, "pipe"],
           env: {
-            ...process.env,
+            ...replicaEnvironment(process.env, {
+              modelCredentials: replica.template.resolvedModel === undefined,
+            }),
             // Set at spawn so `berth serve` need not relaunch itself to get it (src/engine/process.ts).
             UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1",
             ...this.#options.env,
