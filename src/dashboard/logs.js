@@ -1,23 +1,35 @@
 // The log tail of one replica (GET /api/logs), refreshed while it is chosen. Replica logs are
-// JSON lines (pino): shown as "time level message" plus the other fields, as text.
+// JSON lines (pino or ECS): shown as "time level message" plus the other fields, as text.
 import { ApiError, getJson } from "./api.js";
 import { element } from "./dom.js";
 
 const TAIL = 200;
 const LEVELS = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };
 
-function formatLine(line) {
+export function formatLine(line) {
   let record;
   try {
     record = JSON.parse(line);
   } catch {
     return line;
   }
-  if (!record || typeof record !== "object") return line;
-  const { time, level, msg, pid, hostname, ...rest } = record;
-  const when = typeof time === "number" ? new Date(time).toLocaleTimeString() : (time ?? "");
+  if (!record || typeof record !== "object" || Array.isArray(record)) return line;
+  // pino's fields (time, level, msg) or Elastic Common Schema's (@timestamp, log.level, message).
+  const {
+    time,
+    level,
+    msg,
+    pid,
+    hostname,
+    "@timestamp": timestamp,
+    "log.level": ecsLevel,
+    message,
+    ...rest
+  } = record;
+  const at = time ?? timestamp;
+  const when = at === undefined ? "" : new Date(at).toLocaleTimeString();
   const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : "";
-  return `${when} ${LEVELS[level] ?? level ?? ""} ${msg ?? ""}${extra}`.trim();
+  return `${when} ${LEVELS[level] ?? level ?? ecsLevel ?? ""} ${msg ?? message ?? ""}${extra}`.trim();
 }
 
 /** Fills the replica picker from GET /api/status, keeping the choice while the replica exists. */
