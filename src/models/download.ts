@@ -3,8 +3,8 @@
 // verify) and only then renamed into place. Sources (hf, https, s3) plug in a RangeFetch.
 import { createHash, type Hash } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, truncate, unlink, utimes } from "node:fs/promises";
+import { constants, createReadStream, createWriteStream } from "node:fs";
+import { access, mkdir, open, readFile, rename, rm, stat, truncate, unlink, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -113,6 +113,22 @@ export function cacheWriteError(error: unknown, path: string, source: string): u
   return error;
 }
 
+/**
+ * mkdir -p that reports why it failed: Node's recursive mkdir says ENOENT on a read-only file
+ * system, so ask the nearest existing ancestor whether it is writable.
+ */
+export async function ensureDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    let ancestor = dirname(path);
+    while (!(await exists(ancestor)) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);
+    await access(ancestor, constants.W_OK);
+    throw error;
+  }
+}
+
 interface LockOwner {
   pid: number;
   host: string;
@@ -214,9 +230,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
 
   let release: () => Promise<void>;
   try {
-    await mkdir(dirname(target), { recursive: true });
-    await mkdir(dirname(lockPath), { recursive: true });
-    await mkdir(dirname(incomplete), { recursive: true });
+    await ensureDir(dirname(target));
+    await ensureDir(dirname(lockPath));
+    await ensureDir(dirname(incomplete));
     release = await acquireLock(lockPath, signal);
   } catch (error) {
     throw cacheWriteError(error, dirname(target), source);

@@ -2,22 +2,18 @@
 // layout (models--ORG--REPO/{blobs,snapshots,refs}) so either side reads what the other fetched.
 // The client resolves revisions, files and download URLs; the bytes go through downloadFile (lock,
 // resume, sha256 of the LFS oid), which the client's own cache download lacks.
-import {
-  mkdir,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  stat,
-  symlink,
-  unlink,
-  writeFile,
-} from "node:fs/promises";
+import { readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { Readable } from "node:stream";
 import { fileDownloadInfo, HubApiError, downloadFile as hubDownloadFile, modelInfo } from "@huggingface/hub";
-import { cacheWriteError, type DownloadProgress, downloadFile, type RangeFetch } from "./download.js";
+import {
+  cacheWriteError,
+  type DownloadProgress,
+  downloadFile,
+  ensureDir,
+  type RangeFetch,
+} from "./download.js";
 import { ModelSourceError } from "./errors.js";
 import { httpRangeFetch, storeFetch } from "./https.js";
 import { type HfSource, selectGgufFile } from "./sources.js";
@@ -169,7 +165,7 @@ function hubError(source: HfSource, endpoint: string, error: unknown, what: stri
 }
 
 async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await ensureDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, text);
   await rename(temp, path);
@@ -177,7 +173,7 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 
 /** snapshots/COMMIT/FILE -> ../../blobs/ETAG (relative, as huggingface_hub links). */
 async function linkSnapshot(pointer: string, blob: string): Promise<void> {
-  await mkdir(dirname(pointer), { recursive: true });
+  await ensureDir(dirname(pointer));
   const target = relative(dirname(pointer), blob);
   try {
     if ((await readlink(pointer)) === target) return;
