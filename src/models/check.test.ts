@@ -6,10 +6,11 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { SMALL_VOCABULARY, smallVocabularyModel } from "../../test/support/gguf-models.js";
 import { checkModelFile } from "./check.js";
 import { ModelError, type ModelErrorCode } from "./errors.js";
 import { type GgufToWrite, gv, writeGguf } from "./gguf.js";
-import { describeTinyModel, ensureTinyModel } from "./tiny.js";
+import { ensureTinyModel } from "./tiny.js";
 
 const directory = mkdtempSync(join(tmpdir(), "berth-check-"));
 let tinyPath = "";
@@ -48,28 +49,6 @@ async function writeVariant(change: (model: GgufToWrite) => void): Promise<strin
   const path = join(directory, `variant-${fileCounter++}.gguf`);
   await writeGguf(path, model);
   return path;
-}
-
-const SMALL_VOCABULARY = 256;
-
-/** The tiny model cut to GPT-2's first 256 tokens: a valid model that writes in milliseconds. */
-function smallVocabularyModel(): GgufToWrite {
-  const model = describeTinyModel();
-  const cut = (key: string, count: number): void => {
-    const value = model.metadata.get(key);
-    if (value?.type !== "array") throw new Error(`${key} is not an array`);
-    model.metadata.set(key, { ...value, value: value.value.slice(0, count) } as typeof value);
-  };
-  cut("tokenizer.ggml.tokens", SMALL_VOCABULARY);
-  cut("tokenizer.ggml.token_type", SMALL_VOCABULARY);
-  cut("tokenizer.ggml.merges", 10);
-  for (const key of ["bos_token_id", "eos_token_id", "unknown_token_id"]) {
-    model.metadata.set(`tokenizer.ggml.${key}`, gv.u32(SMALL_VOCABULARY - 1));
-  }
-  const embedding = model.tensors.find((tensor) => tensor.name === "token_embd.weight")!;
-  embedding.ne = [embedding.ne[0]!, SMALL_VOCABULARY];
-  embedding.values = new Float32Array(embedding.ne[0]! * SMALL_VOCABULARY);
-  return model;
 }
 
 describe("checkModelFile", () => {
