@@ -112,12 +112,12 @@ export class TerminalView {
     this.#stopped = true;
     clearInterval(this.#timer);
     this.out.off("resize", this.#onResize);
-    this.out.write(`${ESC}[r${ESC}[${this.out.rows ?? 24};1H\n`);
+    this.out.write(`${ESC}[r${ESC}[${this.out.rows || 24};1H\n`);
   }
 
   #layout(mode: "initial" | "resize" | "redraw"): void {
-    const lines = renderView(this.snapshot(), this.out.columns ?? 80);
-    const rows = this.out.rows ?? 24;
+    const lines = renderView(this.snapshot(), this.out.columns || 80);
+    const rows = this.out.rows || 24;
     const region = `${ESC}[${lines.length + 1};${rows}r`; // also moves the cursor home
     let text: string;
     if (mode === "initial") {

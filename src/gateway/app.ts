@@ -21,6 +21,7 @@ import {
 } from "../server/errors.js";
 import { acceptsMediaType, mediaTypeOf, unsupportedMediaTypeMessage } from "../server/media-types.js";
 import type { Logger } from "../util/log.js";
+import { formatTraceparent, traceContextFor, traceLogFields } from "../util/trace.js";
 import { bearerToken, defaultKeySourceContext, type KeySourceContext } from "./auth.js";
 import { type ConsoleSource, registerConsoleApi } from "./console.js";
 import type { UpstreamDirectory } from "./directory.js";
@@ -408,6 +409,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     };
     res.once("close", onClose);
     let deadlineTimer: NodeJS.Timeout | undefined;
+    const trace = traceContextFor(request.headers.traceparent);
     try {
       if (closing) throw draining();
       summary = summarize(route, request);
@@ -457,6 +459,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
           routing: policy.routing,
           signal: abort.signal,
           captureUsage: policy.limits.tokensPerMinute !== undefined,
+          traceparent: formatTraceparent(trace),
         },
         res,
       );
@@ -481,6 +484,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       }
       const line = {
         reqId: request.id,
+        ...traceLogFields(trace),
         model,
         route,
         status,
@@ -488,8 +492,9 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
         attempts: outcome?.attempts,
         ms: Math.round(seconds * 1000),
       };
+      // One line per request at info, with the request id and trace id the replica logs too.
       if (status >= 500) logger.warn(line, "request failed");
-      else logger.debug(line, "request");
+      else logger.info(line, "request");
     }
   }
 

@@ -59,6 +59,8 @@ export interface ProxyRequest {
   signal: AbortSignal;
   /** Keep the response's head and tail so the caller can read `usage` (token rate limits). */
   captureUsage: boolean;
+  /** W3C traceparent for the replica: the caller's trace with the gateway's span as parent. */
+  traceparent?: string;
 }
 
 export interface ProxyOutcome {
@@ -491,6 +493,7 @@ function buildUpstreamHeaders(request: ProxyRequest): Record<string, string | st
     headers[name] = value;
   }
   headers["x-request-id"] = request.requestId;
+  if (request.traceparent !== undefined) headers.traceparent = request.traceparent;
   const forwardedFor = request.headers["x-forwarded-for"];
   headers["x-forwarded-for"] = forwardedFor ? `${forwardedFor}, ${request.clientIp}` : request.clientIp;
   if (request.body) headers["content-length"] = String(request.body.length);

@@ -11,6 +11,7 @@ import Fastify, {
 } from "fastify";
 import type { Engine } from "../engine/types.js";
 import { createLogger, type Logger } from "../util/log.js";
+import { traceContextFor, traceLogFields } from "../util/trace.js";
 import { parseJsonBody } from "./body-parsers.js";
 import {
   allowedMethods,
@@ -161,6 +162,9 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    // The gateway's trace (traceparent) continues here with a span of this replica's: every log
+    // line of the request carries the trace id and the request id the gateway logged.
+    request.log = request.log.child(traceLogFields(traceContextFor(request.headers.traceparent)));
     const route = request.routeOptions.url;
     if (route === undefined || !MODEL_ROUTES.has(route)) return;
     if (!INFERENCE_ROUTES.has(route)) {
