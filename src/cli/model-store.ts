@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from "./errors.js";
 
-function toCliError(error: unknown): unknown {
+export function toCliError(error: unknown): unknown {
   const code = (error as { code?: unknown }).code;
   const name = (error as { name?: unknown }).name;
   if (name === "ModelSourceError" || name === "ModelError") {
@@ -18,6 +18,8 @@ function toCliError(error: unknown): unknown {
 
 interface PullCliOptions {
   json?: boolean;
+  /** Also place the file here (hard link, else copy): what the Kubernetes init container runs. */
+  output?: string;
   refresh?: boolean;
   offline?: boolean;
 }
@@ -47,6 +49,17 @@ async function pull(source: string, options: PullCliOptions): Promise<void> {
       },
     });
     progress.finish();
+    if (options.output !== undefined) {
+      const { placeModelFile } = await import("./pull-progress.js");
+      const { resolve } = await import("node:path");
+      const output = resolve(options.output);
+      try {
+        await placeModelFile(pulled.path, output);
+      } catch (error) {
+        throw new CliError(`cannot write ${output}: ${(error as Error).message}`, EXIT_FAILURE);
+      }
+      pulled.path = output;
+    }
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
       process.stdout.write(`${JSON.stringify({ ...pulled, seconds })}\n`);
@@ -174,6 +187,7 @@ export function registerStoreCommands(model: Command): void {
     )
     .argument("<source>", "a model source URI")
     .option("--json", "print the result as JSON")
+    .option("--output <path>", "also put the model file at this path (a hard link when it can, else a copy)")
     .option("--refresh", "hf:// on a branch: ask the hub for its latest commit even when cached")
     .option("--offline", "use the cache only (like HF_HUB_OFFLINE=1)")
     .action(async (source: string, options: PullCliOptions) => pull(source, options));

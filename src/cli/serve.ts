@@ -27,7 +27,10 @@ export function register(program: Command): void {
     .description(
       "serve a GGUF model over HTTP: the seed's POST /generate and the OpenAI API, with health, readiness and metrics",
     )
-    .requiredOption("--model <file>", "GGUF model file")
+    .requiredOption(
+      "--model <source>",
+      "GGUF model: a path or file://, hf://ORG/REPO[/FILE][:QUANT][@REV], https://URL, s3://BUCKET/KEY (pulled into the cache first)",
+    )
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on (0: any free port, logged in the ready line)", "9000")
     .option("--parallel <n>", "sequences decoded together (continuous batching slots)", "8")
@@ -41,7 +44,7 @@ export function register(program: Command): void {
     )
     .option(
       "--model-id <id>",
-      "model name clients send and /v1/models lists (default: file name without .gguf)",
+      "model name clients send and /v1/models lists (default: the model's file name without .gguf)",
     )
     .option("--name <id>", "the same as --model-id")
     .option("--max-queue <n>", "requests that may wait for a slot; beyond them 429 (default 4 x parallel)")
@@ -76,19 +79,16 @@ export function register(program: Command): void {
       }
       const parsed = parseServeOptions({ ...rest, modelId: flags.modelId ?? name });
       if (!parsed.ok) throw new CliError(parsed.message, EXIT_USAGE);
-      const settings = parsed.settings;
-      // The model check before anything loads the file: a broken model is one line and exit 2,
-      // never a raw library error from the engine (src/models/check.ts).
-      const [{ checkModelFile }, { ModelError }] = await Promise.all([
-        import("../models/check.js"),
-        import("../models/errors.js"),
-      ]);
-      try {
-        await checkModelFile(settings.modelPath);
-      } catch (error) {
-        if (error instanceof ModelError) throw new CliError(error.message, EXIT_USAGE);
-        throw error;
-      }
+      // The source through the model store (a download with progress for hf://, https://, s3://),
+      // which model-checks the file before anything loads it: a broken model is one line and exit 2,
+      // never a raw library error from the engine. The relaunched child finds it in the cache.
+      const { pullForCli } = await import("./pull-progress.js");
+      const pulled = await pullForCli(flags.model);
+      const settings = {
+        ...parsed.settings,
+        modelPath: pulled.path,
+        modelId: parsed.settings.modelId ?? pulled.modelId,
+      };
 
       // libuv's thread pool must be sized before Node starts (src/engine/process.ts says why and
       // what it is worth): without UV_THREADPOOL_SIZE in our environment, run again as a child

@@ -16,18 +16,20 @@ export interface ServeProcess {
   readonly exited: Promise<number | null>;
   /** Kills the whole process group if it is still running (test cleanup). */
   kill(): void;
+  /** What it printed on stderr so far (pull progress, errors). */
+  stderr(): string;
 }
 
 export async function startServe(
   args: string[],
-  options: { readyTimeoutMs?: number } = {},
+  options: { readyTimeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ServeProcess> {
   const child = spawn(process.execPath, ["bin/berth.js", "serve", "--port", "0", ...args], {
     cwd: REPO_ROOT,
     // Its own process group, so cleanup can kill `berth serve` and the child it relaunches itself as.
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BERTH_LOG_LEVEL: "info" },
+    env: { ...(options.env ?? process.env), BERTH_LOG_LEVEL: "info" },
   });
   const logLines: Array<Record<string, unknown>> = [];
   let stderr = "";
@@ -69,6 +71,7 @@ export async function startServe(
     child,
     logLines,
     exited,
+    stderr: () => stderr,
     kill() {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
         try {
