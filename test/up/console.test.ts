@@ -234,7 +234,9 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
       100,
     );
     await page.locator("#playground-stop").click();
-    await expect.poll(() => page.locator("#playground-state").textContent()).toBe("stopped");
+    await expect
+      .poll(() => page.locator("#playground-state").textContent(), { timeout: 30_000 })
+      .toBe("stopped");
     await page.screenshot({ path: join(ARTIFACTS, "4-playground-stopped.png"), fullPage: true });
 
     const after = await waitFor(
@@ -286,7 +288,7 @@ describe.skipIf(!hasChromium).sequential("the web console on a real berth up", (
     await probe.evaluate(
       `(() => { const script = document.createElement("script"); script.textContent = "window.injected = true"; document.head.append(script); })()`,
     );
-    await expect.poll(() => seen.length).toBeGreaterThan(0);
+    await expect.poll(() => seen.length, { timeout: 30_000 }).toBeGreaterThan(0);
     expect(await probe.evaluate(`window.injected`)).toBeUndefined();
   });
 });
