@@ -43,6 +43,12 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   { kind: "ServiceAccount", apiVersion: "v1", plural: "serviceaccounts", namespaced: true },
   { kind: "ConfigMap", apiVersion: "v1", plural: "configmaps", namespaced: true },
   { kind: "Service", apiVersion: "v1", plural: "services", namespaced: true },
+  {
+    kind: "PersistentVolumeClaim",
+    apiVersion: "v1",
+    plural: "persistentvolumeclaims",
+    namespaced: true,
+  },
   { kind: "Deployment", apiVersion: "apps/v1", plural: "deployments", namespaced: true },
   {
     kind: "HorizontalPodAutoscaler",

@@ -6,6 +6,7 @@ import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { describe, expect, it } from "vitest";
@@ -26,6 +27,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   NetworkPolicy,
   Ingress,
   ServiceMonitor,
+  PersistentVolumeClaim,
 };
 
 function validateAgainstSchema(object: KubeObject): void {
@@ -80,7 +82,10 @@ type Json = any;
 describe("renderDeployment", () => {
   it("renders every kind, and each validates against the Kubernetes OpenAPI schema", () => {
     const objects = renderDeployment(FULL);
-    expect(objects.map((object) => object.kind)).toEqual(RESOURCE_TYPES.map((type) => type.kind));
+    // FULL mounts an existing claim; the model cache claim (the other way) has its own test below.
+    expect(objects.map((object) => object.kind)).toEqual(
+      RESOURCE_TYPES.map((type) => type.kind).filter((kind) => kind !== "PersistentVolumeClaim"),
+    );
     for (const object of objects) {
       expect(() => validateAgainstSchema(object), object.kind).not.toThrow();
       expect(object.metadata.name).toBe("llama");
@@ -212,6 +217,63 @@ describe("renderDeployment", () => {
       mountPath: "/models",
       readOnly: true,
     });
+  });
+
+  it("spec.model.cache: the claim is rendered (with a size), shared RW by the pull, read-only for the server", () => {
+    const spec = specOf(`apiVersion: berth.dev/v1alpha1
+kind: ModelDeployment
+metadata: { name: gpt2 }
+spec:
+  model:
+    source: hf://org/repo:Q8_0
+    cache: { claimName: model-cache, size: 20Gi, storageClassName: nfs }
+    credentialsSecret: hf-token
+`);
+    const objects = renderDeployment(spec);
+    for (const object of objects) validateAgainstSchema(object);
+    const kinds = objects.map((object) => object.kind);
+    expect(kinds.indexOf("PersistentVolumeClaim")).toBeLessThan(kinds.indexOf("Deployment"));
+    expect(byKind(objects, "PersistentVolumeClaim")).toMatchObject({
+      metadata: { name: "model-cache" },
+      spec: {
+        accessModes: ["ReadWriteMany"],
+        storageClassName: "nfs",
+        resources: { requests: { storage: "20Gi" } },
+      },
+    });
+    const pod = (byKind(objects, "Deployment") as Json).spec.template.spec;
+    expect(pod.volumes).toContainEqual({
+      name: "model",
+      persistentVolumeClaim: { claimName: "model-cache" },
+    });
+    const [init] = pod.initContainers;
+    const modelPath = init.args[4];
+    expect(init.args.slice(0, 4)).toEqual(["model", "pull", "hf://org/repo:Q8_0", "--output"]);
+    // A folder per source in the shared claim; the server is given exactly that file.
+    expect(modelPath).toMatch(/^\/models\/sources\/[0-9a-f]{16}\/model\.gguf$/);
+    expect(pod.containers[0].args[pod.containers[0].args.indexOf("--model") + 1]).toBe(modelPath);
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: "model",
+      mountPath: "/models",
+      readOnly: true,
+    });
+    // Credentials: only the pull gets the Secret, by reference; the server sees none of it.
+    expect(init.envFrom).toEqual([{ secretRef: { name: "hf-token" } }]);
+    expect(init.env).toContainEqual({ name: "HF_HOME", value: "/models/.huggingface" });
+    expect(pod.containers[0].envFrom).toBeUndefined();
+    // Without a size the claim must exist: nothing is rendered for it.
+    const existing = specOf(
+      `apiVersion: berth.dev/v1alpha1\nkind: ModelDeployment\nmetadata: { name: gpt2 }\nspec:\n  model: { source: tiny://tiny, cache: { claimName: shared } }\n`,
+    );
+    expect(renderDeployment(existing).map((object) => object.kind)).not.toContain("PersistentVolumeClaim");
+  });
+
+  it("refuses spec.model.cache together with spec.kubernetes.modelVolumeClaim", () => {
+    expect(() =>
+      specOf(
+        `apiVersion: berth.dev/v1alpha1\nkind: ModelDeployment\nmetadata: { name: gpt2 }\nspec:\n  model: { source: tiny://tiny, cache: { claimName: a } }\n  kubernetes: { modelVolumeClaim: b }\n`,
+      ),
+    ).toThrow(/spec\.model\.cache: give either/);
   });
 
   it("mounts the PVC read-only and runs no init container when spec.kubernetes.modelVolumeClaim is set", () => {

@@ -10,8 +10,10 @@ import type { IMetricSpec } from "kubernetes-models/autoscaling/v2/MetricSpec";
 import type { IIngress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { createHash } from "node:crypto";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
+import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import type { IVolume } from "kubernetes-models/v1/Volume";
@@ -66,12 +68,9 @@ export function renderAll(
 
 export function renderDeployment(deployment: ModelDeployment, options: RenderOptions = {}): KubeObject[] {
   const context = renderContext(deployment, options);
-  const objects: KubeObject[] = [
-    serviceAccount(context),
-    configMap(context),
-    service(context),
-    workload(context),
-  ];
+  const objects: KubeObject[] = [serviceAccount(context), configMap(context), service(context)];
+  if (deployment.spec.model.cache?.size !== undefined) objects.push(modelCacheClaim(context));
+  objects.push(workload(context));
   if (context.autoscaled) objects.push(horizontalPodAutoscaler(context));
   objects.push(podDisruptionBudget(context));
   if (deployment.spec.kubernetes.networkPolicy) objects.push(networkPolicy(context));
@@ -302,7 +301,22 @@ function containerSecurityContext(): NonNullable<IContainer["securityContext"]> 
   };
 }
 
-/** Fetches the model into the pod's emptyDir before the server starts (when no PVC holds it). */
+/**
+ * Where the server finds the model. In a shared cache claim each source has a folder of its own
+ * (two deployments, or two versions during a rollout, never overwrite each other's file).
+ */
+export function modelPathIn(deployment: ModelDeployment): string {
+  const { source, cache } = deployment.spec.model;
+  if (cache === undefined) return `${MODEL_MOUNT}/${modelFileName(source)}`;
+  const key = createHash("sha256").update(source).digest("hex").slice(0, 16);
+  return `${MODEL_MOUNT}/sources/${key}/${modelFileName(source)}`;
+}
+
+/**
+ * Pulls the model before the server starts: `berth model pull SOURCE --output PATH`, with the
+ * store's caches (Berth's and the Hugging Face one) on the model volume, so a shared claim keeps
+ * them across pods. Credentials only from the Secret the spec names, and only in this container.
+ */
 function modelFetchContainer(context: RenderContext, modelPath: string): IContainer {
   const { spec } = context.deployment;
   return {
@@ -311,7 +325,13 @@ function modelFetchContainer(context: RenderContext, modelPath: string): IContai
     imagePullPolicy: spec.kubernetes.imagePullPolicy,
     command: ["berth"],
     args: ["model", "pull", spec.model.source, "--output", modelPath],
-    env: [{ name: "BERTH_HOME", value: `${MODEL_MOUNT}/.berth` }],
+    env: [
+      { name: "BERTH_HOME", value: `${MODEL_MOUNT}/.berth` },
+      { name: "HF_HOME", value: `${MODEL_MOUNT}/.huggingface` },
+    ],
+    ...(spec.model.credentialsSecret === undefined
+      ? {}
+      : { envFrom: [{ secretRef: { name: spec.model.credentialsSecret } }] }),
     // The server's own requests: an init container's count toward the pod's footprint, so asking for
     // no more than the server keeps what the scheduler reserves equal to the spec's resources.
     resources: {
@@ -326,15 +346,36 @@ function modelFetchContainer(context: RenderContext, modelPath: string): IContai
   };
 }
 
+/** The shared model cache claim, when the spec gives its size (otherwise it must already exist). */
+function modelCacheClaim(context: RenderContext): KubeObject {
+  const cache = context.deployment.spec.model.cache;
+  const object: IPersistentVolumeClaim = {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { ...metadata(context), name: cache?.claimName ?? context.name },
+    spec: {
+      accessModes: [cache?.accessMode ?? "ReadWriteMany"],
+      ...(cache?.storageClassName === undefined ? {} : { storageClassName: cache.storageClassName }),
+      resources: { requests: { storage: cache?.size ?? "10Gi" } },
+    },
+  };
+  return object as KubeObject;
+}
+
 function workload(context: RenderContext): KubeObject {
   const { spec } = context.deployment;
   const claim = spec.kubernetes.modelVolumeClaim;
-  const modelPath = `${MODEL_MOUNT}/${modelFileName(spec.model.source)}`;
+  const cache = spec.model.cache;
+  const modelPath = modelPathIn(context.deployment);
   const gpu = spec.resources.gpu > 0;
+  // A claim that already holds the file: read-only, nothing to pull. A cache claim: the init
+  // container writes it (the server's mount stays read-only). Otherwise a fresh emptyDir per pod.
   const modelVolume: IVolume =
-    claim === undefined
-      ? { name: "model", emptyDir: {} }
-      : { name: "model", persistentVolumeClaim: { claimName: claim, readOnly: true } };
+    claim !== undefined
+      ? { name: "model", persistentVolumeClaim: { claimName: claim, readOnly: true } }
+      : cache !== undefined
+        ? { name: "model", persistentVolumeClaim: { claimName: cache.claimName } }
+        : { name: "model", emptyDir: {} };
   const object: IDeployment = {
     apiVersion: "apps/v1",
     kind: "Deployment",

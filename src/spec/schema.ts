@@ -44,8 +44,41 @@ const modelSource = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** A DNS-1123 subdomain: what Kubernetes accepts as a Secret or PersistentVolumeClaim name. */
+const kubeObjectName = z
+  .string()
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    "must be a Kubernetes object name (lowercase, digits, '-', '.')",
+  );
+
+/**
+ * Kubernetes: pull the model into a PersistentVolumeClaim that every replica shares (downloaded
+ * once, kept across restarts and rollouts) instead of a fresh emptyDir per pod.
+ */
+const modelCacheSchema = z.strictObject({
+  claimName: kubeObjectName,
+  /** When given, Berth renders the claim with this size; without it the claim must exist. */
+  size: z
+    .string()
+    .regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/, "must be a storage quantity like 20Gi")
+    .optional(),
+  storageClassName: z.string().min(1).optional(),
+  /** ReadWriteMany lets replicas on several nodes share it; ReadWriteOnce keeps them on one node. */
+  accessMode: z.enum(["ReadWriteMany", "ReadWriteOnce"]).default("ReadWriteMany"),
+});
+
 const modelSchema = z.strictObject({
   source: modelSource,
+  /** Kubernetes: a PVC cache shared by replicas (default: an emptyDir per pod). */
+  cache: modelCacheSchema.optional(),
+  /**
+   * Kubernetes: a Secret whose keys the model pull gets as environment variables: HF_TOKEN for
+   * private or gated hub repos, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL / ...
+   * for s3://. Only the pull (init container) sees them; never a token in the manifest.
+   */
+  credentialsSecret: kubeObjectName.optional(),
   /** Tokens of context per sequence (per request). */
   contextSize: z.number().int().min(64).max(1_048_576).default(1024),
   /** The name clients send in the `model` field; defaults to metadata.name. */
@@ -182,6 +215,14 @@ export const modelDeploymentSpecSchema = z
         code: "custom",
         path: ["replicas", "initial"],
         message: `must be between spec.replicas.min (${spec.replicas.min}) and spec.replicas.max (${spec.replicas.max})`,
+      });
+    }
+    if (spec.model.cache !== undefined && spec.kubernetes.modelVolumeClaim !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["model", "cache"],
+        message:
+          "give either spec.model.cache (Berth pulls into a shared claim) or spec.kubernetes.modelVolumeClaim (a claim that already holds the file), not both",
       });
     }
     if (spec.autoscaling.panicWindow > spec.autoscaling.stableWindow) {
