@@ -11,6 +11,14 @@ import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { engineProcessEnv } from "../src/engine/process.js";
 import { ensureTinyModel, type TinyShapeName } from "../src/models/tiny.js";
+import {
+  asFailedRequest,
+  FAILURE_TABLE_HEAD,
+  type FailedRequest,
+  failureOfAnswer,
+  failureRows,
+  SseReader,
+} from "./failures.js";
 
 const MODEL = "tiny";
 const here = dirname(fileURLToPath(import.meta.url));
@@ -448,13 +456,15 @@ async function streamCompletion(
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ ...body, model: MODEL, stream: true }),
   });
-  if (response.statusCode !== 200) {
-    throw new Error(`status ${response.statusCode}: ${await response.body.text()}`);
-  }
+  if (response.statusCode !== 200) throw failureOfAnswer(response.statusCode, await response.body.text());
   let firstAt: number | undefined;
+  // An error event or a stream cut before [DONE] is a failed request, not a fast one.
+  const events = new SseReader();
   for await (const chunk of response.body) {
     if (firstAt === undefined && (chunk as Buffer).includes('"text":"')) firstAt = performance.now();
+    events.push(chunk as Buffer);
   }
+  events.end();
   const ended = performance.now();
   return { kind, ttftMs: (firstAt ?? ended) - started, latencyMs: ended - started };
 }
@@ -473,6 +483,8 @@ interface StrategyResult {
   strategy: string;
   requests: number;
   failed: number;
+  /** Each failed request's status, code and message. */
+  failures: FailedRequest[];
   wallSeconds: number;
   ttftMs: { p50: number; p95: number; mean: number };
   shortTtftMs?: { p50: number; p95: number };
@@ -484,7 +496,7 @@ function summarizeStreams(
   workload: StrategyResult["workload"],
   strategy: string,
   samples: StreamSample[],
-  failed: number,
+  failures: FailedRequest[],
   wallSeconds: number,
 ): StrategyResult {
   const ttft = samples.map((sample) => sample.ttftMs);
@@ -492,8 +504,9 @@ function summarizeStreams(
   return {
     workload,
     strategy,
-    requests: samples.length + failed,
-    failed,
+    requests: samples.length + failures.length,
+    failed: failures.length,
+    failures,
     wallSeconds,
     ttftMs: { p50: percentile(ttft, 0.5), p95: percentile(ttft, 0.95), mean: mean(ttft) },
     ...(short.length > 0
@@ -511,7 +524,7 @@ async function runBursty(
   const pool = new Pool(url, { connections: config.bursts * config.size });
   const random = seeded(42);
   const samples: StreamSample[] = [];
-  let failed = 0;
+  const failures: FailedRequest[] = [];
   const pending: Array<Promise<void>> = [];
   const started = performance.now();
   for (let burst = 0; burst < config.bursts; burst++) {
@@ -528,7 +541,7 @@ async function runBursty(
       pending.push(
         streamCompletion(pool, body, long ? "long" : "short").then(
           (sample) => void samples.push(sample),
-          () => void failed++,
+          (error) => void failures.push(asFailedRequest(error, long ? "long" : "short")),
         ),
       );
     }
@@ -536,7 +549,7 @@ async function runBursty(
   await Promise.all(pending);
   const wallSeconds = (performance.now() - started) / 1000;
   await pool.close();
-  return summarizeStreams("bursty", strategy, samples, failed, wallSeconds);
+  return summarizeStreams("bursty", strategy, samples, failures, wallSeconds);
 }
 
 const SENTENCES = [
@@ -572,7 +585,7 @@ async function runSharedPrefix(
   });
   const pool = new Pool(url, { connections: config.concurrency });
   const samples: StreamSample[] = [];
-  let failed = 0;
+  const failures: FailedRequest[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -581,14 +594,14 @@ async function runSharedPrefix(
         const request = requests[next++]!;
         await streamCompletion(pool, { ...request, temperature: 0, ignore_eos: true }, "shared").then(
           (sample) => void samples.push(sample),
-          () => void failed++,
+          (error) => void failures.push(asFailedRequest(error, "shared")),
         );
       }
     }),
   );
   const wallSeconds = (performance.now() - started) / 1000;
   await pool.close();
-  return summarizeStreams("shared-prefix", strategy, samples, failed, wallSeconds);
+  return summarizeStreams("shared-prefix", strategy, samples, failures, wallSeconds);
 }
 
 // ---------- report ----------
@@ -648,6 +661,13 @@ function report(
         `${result.promptTokensReused === undefined ? "–" : `${fmt(result.promptTokensReused * 100, 0)} %`} | ` +
         `${fmt(result.wallSeconds, 1)} |`,
     );
+  }
+  const failed = routing.filter((result) => result.failures.length > 0);
+  if (failed.length > 0) {
+    lines.push("", "Failed requests (status, error code and message as the client got them):", "");
+    lines.push(...FAILURE_TABLE_HEAD);
+    for (const result of failed)
+      lines.push(...failureRows(result.failures, `${result.workload} / ${result.strategy}`));
   }
   const find = (workload: string, strategy: string) =>
     routing.find((result) => result.workload === workload && result.strategy === strategy);

@@ -15,6 +15,14 @@ import { createLlamaEngine } from "../src/engine/llamacpp.js";
 import { engineProcessEnv } from "../src/engine/process.js";
 import { ensureTinyModel, type TinyDtype, type TinyShapeName } from "../src/models/tiny.js";
 import { berthHome } from "../src/util/home.js";
+import {
+  asFailedRequest,
+  FAILURE_TABLE_HEAD,
+  type FailedRequest,
+  failureOfAnswer,
+  failureRows,
+  SseReader,
+} from "./failures.js";
 
 const SYSTEMS = ["bare", "berth", "llama-server"] as const;
 type SystemName = (typeof SYSTEMS)[number];
@@ -54,6 +62,8 @@ interface RunResult {
    * sensitive than tok/s to other load on a shared machine (OpenMP spin-waits still count).
    */
   cpuMsPerToken: number;
+  /** Requests that failed during the measured loop: status, code and message of each. */
+  failures: FailedRequest[];
 }
 
 type RunOutcome = RunResult | { system: SystemName; concurrency: number; unavailable: string };
@@ -95,6 +105,7 @@ function summarize(
   wallSeconds: number,
   peakRssMiB: number,
   cpuSeconds: number,
+  failures: FailedRequest[],
 ): RunResult {
   const tokens = samples.reduce((sum, sample) => sum + sample.tokens, 0);
   const ttft = samples.map((sample) => sample.ttftMs);
@@ -110,6 +121,7 @@ function summarize(
     latencyMs: { p50: percentile(latency, 0.5), p95: percentile(latency, 0.95) },
     peakRssMiB,
     cpuMsPerToken: (cpuSeconds * 1000) / tokens,
+    failures,
   };
 }
 
@@ -118,15 +130,23 @@ async function closedLoop(
   concurrency: number,
   perWorker: number,
   send: (index: number) => Promise<RequestSample>,
-): Promise<{ samples: RequestSample[]; wallSeconds: number }> {
+): Promise<{ samples: RequestSample[]; failures: FailedRequest[]; wallSeconds: number }> {
   const samples: RequestSample[] = [];
+  const failures: FailedRequest[] = [];
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
-      for (let round = 0; round < perWorker; round++) samples.push(await send(worker * perWorker + round));
+      for (let round = 0; round < perWorker; round++) {
+        // A failed request is recorded with its reason and the loop goes on: one 429 must not
+        // hide the rest of the run, nor pass unseen.
+        await send(worker * perWorker + round).then(
+          (sample) => void samples.push(sample),
+          (error) => void failures.push(asFailedRequest(error)),
+        );
+      }
     }),
   );
-  return { samples, wallSeconds: (performance.now() - started) / 1000 };
+  return { samples, failures, wallSeconds: (performance.now() - started) / 1000 };
 }
 
 function promptFor(index: number): string {
@@ -168,7 +188,7 @@ async function runBareWorker(
   };
   await Promise.all(Array.from({ length: concurrency }, (_, index) => send(1000 + index, 8)));
   const cpuBefore = process.cpuUsage();
-  const { samples, wallSeconds } = await closedLoop(
+  const { samples, failures, wallSeconds } = await closedLoop(
     concurrency,
     requestsPerWorker(config, concurrency),
     (index) => send(index, config.maxTokens),
@@ -176,7 +196,7 @@ async function runBareWorker(
   const cpu = process.cpuUsage(cpuBefore);
   await engine.close();
   const peak = process.resourceUsage().maxRSS / 1024;
-  return summarize("bare", concurrency, samples, wallSeconds, peak, (cpu.user + cpu.system) / 1e6);
+  return summarize("bare", concurrency, samples, wallSeconds, peak, (cpu.user + cpu.system) / 1e6, failures);
 }
 
 async function runBare(config: BenchConfig, modelPath: string, concurrency: number): Promise<RunOutcome> {
@@ -270,36 +290,27 @@ async function streamCompletion(
       ignore_eos: true,
     }),
   });
-  if (statusCode !== 200) throw new Error(`HTTP ${statusCode}: ${await body.text()}`);
+  if (statusCode !== 200) throw failureOfAnswer(statusCode, await body.text());
   let firstAt: number | undefined;
   let usageTokens: number | undefined;
   let finishReason: string | undefined;
   let textEvents = 0;
-  let pending = "";
-  const decoder = new TextDecoder();
-  for await (const bytes of body) {
-    pending += decoder.decode(bytes as Buffer, { stream: true });
-    let newline = pending.indexOf("\n");
-    while (newline !== -1) {
-      const line = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-      if (!line.startsWith("data:")) continue;
-      const data = line.slice(5).trim();
-      if (data === "[DONE]") continue;
-      const event = JSON.parse(data) as {
-        choices?: Array<{ text?: string; finish_reason?: string | null }>;
-        usage?: { completion_tokens?: number } | null;
-      };
-      const choice = event.choices?.[0];
-      if (choice?.text) {
-        textEvents++;
-        firstAt ??= performance.now();
-      }
-      if (choice?.finish_reason) finishReason = choice.finish_reason;
-      if (event.usage?.completion_tokens !== undefined) usageTokens = event.usage.completion_tokens;
+  // An error event or a stream cut before [DONE] fails the request (with its code and message).
+  const events = new SseReader((raw) => {
+    const event = raw as {
+      choices?: Array<{ text?: string; finish_reason?: string | null }>;
+      usage?: { completion_tokens?: number } | null;
+    };
+    const choice = event.choices?.[0];
+    if (choice?.text) {
+      textEvents++;
+      firstAt ??= performance.now();
     }
-  }
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
+    if (event.usage?.completion_tokens !== undefined) usageTokens = event.usage.completion_tokens;
+  });
+  for await (const bytes of body) events.push(bytes as Buffer);
+  events.end();
   const ended = performance.now();
   const tokens = usageTokens ?? (finishReason === "length" ? maxTokens : textEvents);
   return { ttftMs: (firstAt ?? ended) - started, latencyMs: ended - started, tokens };
@@ -336,13 +347,13 @@ async function runHttp(
       ),
     );
     const cpuBefore = cpuSecondsOf(child.pid);
-    const { samples, wallSeconds } = await closedLoop(
+    const { samples, failures, wallSeconds } = await closedLoop(
       concurrency,
       requestsPerWorker(config, concurrency),
       (index) => streamCompletion(pool, model, promptFor(index), config.maxTokens),
     );
     const cpuSeconds = cpuSecondsOf(child.pid) - cpuBefore;
-    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid), cpuSeconds);
+    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid), cpuSeconds, failures);
   } catch (error) {
     const reason = `${(error as Error).message}${stderrTail ? ` — ${stderrTail.trim().split("\n").pop()}` : ""}`;
     return { system, concurrency, unavailable: reason };
@@ -617,6 +628,14 @@ async function main(argv: string[]): Promise<void> {
 
   const { table, targets } = markdown(config, outcomes);
   console.log(table);
+  // Every round's failures, not only the median round's: a failure anywhere is reported.
+  const withFailures = allRuns.filter((run) => isResult(run) && run.failures.length > 0) as RunResult[];
+  if (withFailures.length > 0) {
+    console.log("\nFailed requests (status, error code and message as the client got them):\n");
+    console.log(FAILURE_TABLE_HEAD.join("\n"));
+    for (const run of withFailures)
+      console.log(failureRows(run.failures, `c=${run.concurrency} ${run.system}`).join("\n"));
+  }
   const load = { before: loadBefore, after: loadavg() };
   // The run itself keeps about `threads` cores busy; load beyond that at the start came from elsewhere.
   if ((load.before[0] ?? 0) > 1.5) {
@@ -648,7 +667,7 @@ async function main(argv: string[]): Promise<void> {
   );
   console.error(`wrote ${file}`);
   const failed = outcomes.filter((outcome) => !isResult(outcome) && outcome.system === "bare");
-  if (failed.length > 0) process.exitCode = 1;
+  if (failed.length > 0 || withFailures.length > 0) process.exitCode = 1;
 }
 
 await main(process.argv.slice(2));

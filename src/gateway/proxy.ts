@@ -86,7 +86,8 @@ export class ClientClosedError extends Error {
 type Failure =
   | { kind: "refused" | "reset" | "hung"; upstream: Upstream; message: string }
   | {
-      kind: "draining";
+      /** 503 (draining) or 429 (its queue is full): the replica did not start the request. */
+      kind: "draining" | "overloaded";
       upstream: Upstream;
       message: string;
       status: number;
@@ -190,6 +191,8 @@ export class UpstreamProxy {
     const tried = new Set<string>();
     const upstreamHeaders = buildUpstreamHeaders(request);
     let lastFailure: Failure | undefined;
+    // The last replica that answered "not now" (503 draining, 429 overloaded): passed on if nothing better.
+    let lastRefusal: Extract<Failure, { kind: "draining" | "overloaded" }> | undefined;
     let holds = 0;
     for (let attempt = 1; attempt <= options.maxAttempts; ) {
       if (request.signal.aborted) throw request.signal.reason;
@@ -207,6 +210,7 @@ export class UpstreamProxy {
         return this.respond(result, upstream, request, res, attempt);
       }
       lastFailure = result;
+      if (result.kind === "draining" || result.kind === "overloaded") lastRefusal = result;
       this.recordFailure(result, request);
       attempt++;
       if (attempt <= options.maxAttempts) {
@@ -221,9 +225,10 @@ export class UpstreamProxy {
         });
       }
     }
-    if (lastFailure?.kind === "draining") {
-      // Nowhere else to go: the client gets the replica's own 503 (it carries BERTH_DRAINING).
-      return this.respondBuffered(lastFailure, request, res, tried.size);
+    if (lastRefusal) {
+      // Nowhere else to go: the client gets a replica's own answer (BERTH_DRAINING 503 or
+      // BERTH_OVERLOADED 429, with its Retry-After): an overload, told as one.
+      return this.respondBuffered(lastRefusal, request, res, tried.size);
     }
     if (lastFailure?.kind === "hung") {
       throw new GatewayError(
@@ -335,12 +340,14 @@ export class UpstreamProxy {
     }
     waitingForHeaders = false;
     clearTimeout(stallTimer);
-    if (head.statusCode === 503) {
+    // A replica that refused the request before starting it (draining, or its queue is full) leaves
+    // it to another one: round-robin onto a replica busy with long requests is not the client's fault.
+    if (head.statusCode === 503 || head.statusCode === 429) {
       const body = await collectBody(exchange, DRAINING_BODY_LIMIT).catch(() => Buffer.alloc(0));
       release();
       load.upstreamFinished(request.model, upstream.id);
       return {
-        kind: "draining",
+        kind: head.statusCode === 503 ? "draining" : "overloaded",
         upstream,
         message: `replica ${upstream.id} answered 503`,
         status: head.statusCode,
@@ -353,11 +360,11 @@ export class UpstreamProxy {
 
   private recordFailure(failure: Failure, request: ProxyRequest): void {
     const { outliers, metrics, now, options } = this.deps;
-    const code = failure.kind === "draining" ? String(failure.status) : failure.kind;
+    const code = "status" in failure ? String(failure.status) : failure.kind;
     metrics.upstreamRequests.inc({ model: request.model, replica: failure.upstream.id, code });
-    // A reset connection (a keep-alive socket the replica closed) says nothing about the replica;
-    // a refused connection, a hang or a 503 does.
-    if (failure.kind === "reset") return;
+    // A reset connection (a keep-alive socket the replica closed) says nothing about the replica,
+    // nor does a full queue (it empties as requests finish); a refused connection, a hang or a 503 does.
+    if (failure.kind === "reset" || failure.kind === "overloaded") return;
     const reason: EjectionReason = failure.kind;
     const until = outliers.eject(
       failure.upstream.id,
@@ -466,7 +473,7 @@ export class UpstreamProxy {
   }
 
   private respondBuffered(
-    failure: Extract<Failure, { kind: "draining" }>,
+    failure: Extract<Failure, { kind: "draining" | "overloaded" }>,
     request: ProxyRequest,
     res: ServerResponse,
     attempts: number,
