@@ -164,6 +164,10 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
     bodyLimit,
     // Requests that arrive while closing (keep-alive, pipelined) get our 503 below, not Fastify's.
     return503OnClosing: false,
+    // A URL Fastify cannot decode is refused before any route or hook: in OpenAI's shape, as the replica.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      void reply.code(400).send(errorBody(new GatewayError("BERTH_INVALID_REQUEST", error.message)));
+    },
     requestIdHeader: false,
     genReqId: (req) => {
       const incoming = req.headers["x-request-id"];

@@ -85,6 +85,11 @@ export async function buildServerApp(options: ServerAppOptions = {}): Promise<Fa
     genReqId: (raw) => requestIdFrom(raw.headers["x-request-id"], randomUUID),
     // Draining is answered by the app itself (503 BERTH_DRAINING in OpenAI's shape).
     return503OnClosing: false,
+    // A URL Fastify cannot decode (a bad percent-escape) is refused before any route or hook runs:
+    // still in OpenAI's shape (found by test/fuzz/http.fuzz.test.ts).
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      void reply.code(400).send(errorBody(new HttpError("BERTH_INVALID_REQUEST", error.message)));
+    },
   }) as unknown as FastifyInstance;
 
   const readyEngine = (): Engine => {
