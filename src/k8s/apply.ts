@@ -64,13 +64,16 @@ export async function applyObjects(
   const renderedKinds = new Set(objects.map((object) => object.kind));
   const kindsToList = RESOURCE_TYPES.filter((type) => options.prune || renderedKinds.has(type.kind));
 
-  const existing = (
-    await Promise.all(
-      namespaces.flatMap((namespace) =>
-        kindsToList.map((type) => listExisting(client, type.kind, namespace, renderedKinds.has(type.kind))),
-      ),
-    )
-  ).flat();
+  // Settled in order, so a failure names the first kind in apply order (ServiceMonitor before
+  // PrometheusRule when the operator's CRDs are missing), not whichever answer came first.
+  const listed = await Promise.allSettled(
+    namespaces.flatMap((namespace) =>
+      kindsToList.map((type) => listExisting(client, type.kind, namespace, renderedKinds.has(type.kind))),
+    ),
+  );
+  const failed = listed.find((result) => result.status === "rejected");
+  if (failed) throw failed.reason;
+  const existing = listed.flatMap((result) => (result.status === "fulfilled" ? result.value : []));
   const plan = planApply(objects, existing);
   if (plan.notOwned.length > 0) {
     const lines = plan.notOwned.map(
@@ -180,7 +183,7 @@ async function listExisting(
       throw new K8sError(
         "BERTH_K8S_CRD_MISSING",
         `the cluster does not serve ${type.apiVersion} ${kind}${
-          kind === "ServiceMonitor"
+          kind === "ServiceMonitor" || kind === "PrometheusRule"
             ? ": install the Prometheus operator (its CRDs), or set spec.kubernetes.serviceMonitor: false"
             : ""
         }`,

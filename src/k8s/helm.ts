@@ -137,6 +137,7 @@ const TOGGLES: Record<string, string> = {
   Ingress: "$m.ingress.enabled",
   NetworkPolicy: "$m.networkPolicy.enabled",
   ServiceMonitor: "$m.serviceMonitor.enabled",
+  PrometheusRule: "$m.serviceMonitor.enabled",
 };
 
 function template(modelName: string, object: KubeObject): string {

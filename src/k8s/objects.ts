@@ -65,6 +65,12 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     plural: "servicemonitors",
     namespaced: true,
   },
+  {
+    kind: "PrometheusRule",
+    apiVersion: "monitoring.coreos.com/v1",
+    plural: "prometheusrules",
+    namespaced: true,
+  },
 ];
 
 export function resourceTypeOf(object: Pick<KubeObject, "apiVersion" | "kind">): ResourceType {

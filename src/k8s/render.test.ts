@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -11,6 +12,7 @@ import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { ALERTS } from "../monitoring/alerts.js";
 import { loadSpecFile, parseSpecText } from "../spec/load.js";
 import type { ModelDeployment } from "../spec/schema.js";
 import { type KubeObject, RESOURCE_TYPES } from "./objects.js";
@@ -27,6 +29,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   NetworkPolicy,
   Ingress,
   ServiceMonitor,
+  PrometheusRule,
   PersistentVolumeClaim,
 };
 
@@ -101,6 +104,24 @@ describe("renderDeployment", () => {
       });
       expect(object.metadata.annotations).toMatchObject({ owner: "search@example.com" });
     }
+  });
+
+  it("renders Berth's alerts for this model only next to the ServiceMonitor, which labels job and replica", () => {
+    const objects = renderDeployment(FULL);
+    const rule = byKind(objects, "PrometheusRule") as Json;
+    const served = FULL.spec.model.servedName ?? FULL.metadata.name;
+    expect(rule.spec.groups[0].rules.map((entry: Json) => entry.alert)).toEqual(
+      ALERTS.map((alert) => alert.name),
+    );
+    for (const entry of rule.spec.groups[0].rules) {
+      expect(entry.expr).toContain(`model="${served}"`);
+      expect(entry.expr).not.toMatch(/berth_\w+\[/); // every selector is scoped
+    }
+    const monitor = byKind(objects, "ServiceMonitor") as Json;
+    expect(monitor.spec.endpoints[0].relabelings).toEqual([
+      { sourceLabels: ["__meta_kubernetes_pod_name"], targetLabel: "replica" },
+      { targetLabel: "job", replacement: "berth-replicas" },
+    ]);
   });
 
   it("the schema check rejects what the API server would (it is not vacuous)", () => {

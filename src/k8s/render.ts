@@ -3,6 +3,9 @@
 //
 // Objects are built as literals in a fixed key order, so the same spec always renders the same
 // bytes (re-applying writes nothing) and the YAML reads in the order people expect.
+
+import { createHash } from "node:crypto";
+import type { IPrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import type { IServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -10,7 +13,6 @@ import type { IMetricSpec } from "kubernetes-models/autoscaling/v2/MetricSpec";
 import type { IIngress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { createHash } from "node:crypto";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
@@ -18,6 +20,7 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import type { IVolume } from "kubernetes-models/v1/Volume";
 import { stringify } from "yaml";
+import { berthAlerts, REPLICA_JOB, ruleGroups } from "../monitoring/alerts.js";
 import { initialReplicas, type ModelDeployment, servedName } from "../spec/schema.js";
 import { formatDuration, parseCpu } from "../spec/units.js";
 import {
@@ -75,7 +78,9 @@ export function renderDeployment(deployment: ModelDeployment, options: RenderOpt
   objects.push(podDisruptionBudget(context));
   if (deployment.spec.kubernetes.networkPolicy) objects.push(networkPolicy(context));
   if (deployment.spec.ingress) objects.push(ingress(context, deployment.spec.ingress));
-  if (deployment.spec.kubernetes.serviceMonitor) objects.push(serviceMonitor(context));
+  // The Prometheus operator's two kinds go together: scraping, and the alerts on what is scraped.
+  if (deployment.spec.kubernetes.serviceMonitor)
+    objects.push(serviceMonitor(context), prometheusRule(context));
   // Objects share label maps while being built; callers get independent trees (and YAML without aliases).
   // A JSON round trip, not structuredClone, which would keep the sharing.
   return JSON.parse(JSON.stringify(objects)) as KubeObject[];
@@ -578,9 +583,32 @@ function serviceMonitor(context: RenderContext): KubeObject {
     metadata: metadata(context),
     spec: {
       selector: { matchLabels: context.selectorLabels },
-      endpoints: [{ port: "http", path: "/metrics", interval: "15s" }],
+      endpoints: [
+        {
+          port: "http",
+          path: "/metrics",
+          interval: "15s",
+          // The labels Berth's dashboard and alerts select on, as `berth up --prometheus` sets them.
+          relabelings: [
+            { sourceLabels: ["__meta_kubernetes_pod_name"], targetLabel: "replica" },
+            { targetLabel: "job", replacement: REPLICA_JOB },
+          ],
+        },
+      ],
     },
   };
   // The CRD package types metadata loosely (no index signature); the literal above sets name and labels.
+  return object as unknown as KubeObject;
+}
+
+/** Berth's alerts (src/monitoring/alerts.ts) for this deployment's model only. */
+function prometheusRule(context: RenderContext): KubeObject {
+  const model = servedName(context.deployment);
+  const object: IPrometheusRule = {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "PrometheusRule",
+    metadata: metadata(context),
+    spec: ruleGroups(berthAlerts(`model=${JSON.stringify(model)}`), `berth-${context.name}`),
+  };
   return object as unknown as KubeObject;
 }

@@ -2,13 +2,17 @@
 // `npm run monitoring:generate`), and promtool accepts the rules and passes their unit tests
 // (deploy/monitoring/tests: every alert firing for one model and silent for another).
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { renderDeployment } from "../../src/k8s/render.js";
 import { ALERTS, ruleGroups } from "../../src/monitoring/alerts.js";
 import { panelQueries } from "../../src/monitoring/dashboard.js";
 import { generatedFiles, MONITORING_DIR, RULES_FILE } from "../../src/monitoring/generate.js";
+import { parseSpecText } from "../../src/spec/load.js";
 
 const run = promisify(execFile);
 const PROMTOOL = "/usr/bin/promtool";
@@ -58,6 +62,20 @@ describe("deploy/monitoring", () => {
     it("checks the rule file", async () => {
       const { stdout } = await run(PROMTOOL, ["check", "rules", join(MONITORING_DIR, RULES_FILE)]);
       expect(stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+    });
+
+    it("checks the alerts of a PrometheusRule that berth render writes for one model", async () => {
+      const [deployment] = parseSpecText(
+        `apiVersion: berth.dev/v1alpha1\nkind: ModelDeployment\nmetadata: { name: llama }\nspec:\n  model: { source: "file:///m.gguf", servedName: "llama-3" }\n  kubernetes: { image: "registry.example/berth:1", serviceMonitor: true }\n`,
+      );
+      if (!deployment) throw new Error("no deployment");
+      const rule = renderDeployment(deployment).find((object) => object.kind === "PrometheusRule");
+      const dir = mkdtempSync(join(tmpdir(), "berth-rules-"));
+      const file = join(dir, "rules.yaml");
+      writeFileSync(file, stringify(rule?.spec));
+      const { stdout } = await run(PROMTOOL, ["check", "rules", file]);
+      expect(stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+      expect(JSON.stringify(rule?.spec)).toContain('model=\\"llama-3\\"');
     });
 
     it("passes the alerts' unit tests", async () => {
