@@ -2,7 +2,7 @@
 // --model`, `berth model pull --output`): the store's pull with the shared progress display on
 // stderr, failures as one-line CliErrors (bad source or bad model: exit 2; the rest: exit 1).
 import { randomUUID } from "node:crypto";
-import { copyFile, link, mkdir, rename, rm } from "node:fs/promises";
+import { copyFile, link, mkdir, realpath, rename, rm } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { PulledModel } from "../models/store.js";
 import { toCliError } from "./model-store.js";
@@ -67,10 +67,13 @@ export async function pullForCli(
 export async function placeModelFile(from: string, output: string): Promise<void> {
   await mkdir(dirname(output), { recursive: true });
   const temporary = `${output}.${randomUUID().slice(0, 8)}.tmp`;
+  // The Hugging Face cache hands out a relative symlink (snapshots/… → ../../blobs/…); link(2)
+  // would copy the link itself, dangling at its new place: link the file it points to.
+  const file = await realpath(from);
   try {
-    await link(from, temporary).catch(async (error: NodeJS.ErrnoException) => {
+    await link(file, temporary).catch(async (error: NodeJS.ErrnoException) => {
       if (!["EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP"].includes(error.code ?? "")) throw error;
-      await copyFile(from, temporary);
+      await copyFile(file, temporary);
     });
     await rename(temporary, output);
   } catch (error) {
