@@ -8,6 +8,13 @@ import { modelCacheDir } from "../util/home.js";
 import { checkModelFile } from "./check.js";
 import { type DownloadProgress, downloadFile } from "./download.js";
 import { ModelError, ModelSourceError } from "./errors.js";
+import {
+  convertFolder,
+  convertHfCheckpoint,
+  type FirstUseOptions,
+  findConvertedHf,
+  isCheckpointFolder,
+} from "./convert/first-use.js";
 import { hfHubCache, pullHf } from "./hf.js";
 import { httpRangeFetch } from "./https.js";
 import { type HttpsSource, type ModelSource, parseModelSource, type S3Source } from "./sources.js";
@@ -337,6 +344,24 @@ async function pullS3(source: S3Source, options: PullOptions, env: NodeJS.Proces
   }
 }
 
+/** Checkpoints without GGUF convert to f16 unless the caller asks for another dtype. */
+const DEFAULT_CONVERT_DTYPE = "f16";
+
+function firstUseOptions(options: PullOptions, env: NodeJS.ProcessEnv, source: string): FirstUseOptions {
+  return {
+    env,
+    dtype: options.dtype ?? DEFAULT_CONVERT_DTYPE,
+    onConvertProgress: ({ bytesWritten, totalBytes }) =>
+      options.onProgress?.({
+        phase: "convert",
+        source,
+        receivedBytes: bytesWritten,
+        totalBytes,
+        resumedFromBytes: 0,
+      }),
+  };
+}
+
 /**
  * Resolves a source to a whole, checked local GGUF file, downloading it into the cache when it is
  * not there. Throws ModelSourceError (source, network, cache) or ModelError (the model check).
@@ -360,6 +385,18 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
       const path = isAbsolute(parsed.path)
         ? parsed.path
         : resolve(options.baseDir ?? process.cwd(), parsed.path);
+      // A Hugging Face checkpoint folder: converted once per content and dtype (E3's converter).
+      if (await isCheckpointFolder(path)) {
+        const converted = await convertFolder(path, firstUseOptions(options, env, source));
+        pulled = {
+          path: converted.path,
+          source,
+          kind: "file",
+          sizeBytes: converted.sizeBytes,
+          fromCache: converted.fromCache,
+        };
+        break;
+      }
       let size: number;
       try {
         const info = await stat(path);
@@ -398,13 +435,40 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
     }
     case "hf": {
       const onProgress = downloadProgress(options);
-      const result = await pullHf(parsed, {
+      const hfContext = {
         env: options.offline ? { ...env, HF_HUB_OFFLINE: "1" } : env,
         verify: verifyDownloaded(source),
         ...(onProgress ? { onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.refresh ? { refresh: true } : {}),
-      });
+      };
+      // A safetensors repo converted earlier: its commit's GGUF, with no request (E3's converter).
+      const dtype = options.dtype ?? DEFAULT_CONVERT_DTYPE;
+      const convertedEarlier =
+        parsed.file === undefined && !options.refresh ? await findConvertedHf(parsed, env, dtype) : undefined;
+      let result: Awaited<ReturnType<typeof pullHf>> | undefined;
+      if (!convertedEarlier) {
+        try {
+          result = await pullHf(parsed, hfContext);
+        } catch (error) {
+          if (!(error instanceof ModelSourceError && error.code === "BERTH_MODEL_NEEDS_CONVERSION"))
+            throw error;
+        }
+      }
+      if (result === undefined) {
+        const converted =
+          convertedEarlier ??
+          (await convertHfCheckpoint(parsed, hfContext, firstUseOptions(options, env, source)));
+        pulled = {
+          path: converted.path,
+          source,
+          kind: "hf",
+          revision: converted.commit!,
+          sizeBytes: converted.sizeBytes,
+          fromCache: converted.fromCache,
+        };
+        break;
+      }
       pulled = {
         path: result.path,
         source,

