@@ -35,12 +35,14 @@ async function pull(source: string, options: PullCliOptions): Promise<void> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   const started = performance.now();
+  let checkStarted: number | undefined;
   try {
     const pulled = await pullModel(source, {
       signal: abort.signal,
       ...(options.refresh ? { refresh: true } : {}),
       ...(options.offline ? { offline: true } : {}),
       onProgress: (event) => {
+        if (event.phase === "check") checkStarted ??= performance.now();
         if (event.phase === "download") {
           const label =
             event.resumedFromBytes > 0 ? `(resumed at ${formatProgressBytes(event.resumedFromBytes)})` : "";
@@ -62,7 +64,11 @@ async function pull(source: string, options: PullCliOptions): Promise<void> {
     }
     const seconds = (performance.now() - started) / 1000;
     if (options.json) {
-      process.stdout.write(`${JSON.stringify({ ...pulled, seconds })}\n`);
+      // Where the time went: fetching (with sha256) vs the model check.
+      const checkSeconds = checkStarted === undefined ? 0 : (performance.now() - checkStarted) / 1000;
+      process.stdout.write(
+        `${JSON.stringify({ ...pulled, seconds, fetchSeconds: seconds - checkSeconds, checkSeconds })}\n`,
+      );
       return;
     }
     const facts = [

@@ -332,7 +332,7 @@ export async function pullHf(source: HfSource, context: HfPullContext): Promise<
       fetchRange,
       sizeBytes: downloadInfo.size,
       ...(sha256 ? { sha256 } : {}),
-      ...(file.endsWith(".gguf") && context.verify ? { verify: context.verify } : {}),
+      ...(context.verify ? { verify: context.verify } : {}),
       ...(context.onProgress ? { onProgress: context.onProgress } : {}),
       ...(context.signal ? { signal: context.signal } : {}),
     });

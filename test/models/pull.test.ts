@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ModelSourceError } from "../../src/models/errors.js";
 import { pullModel } from "../../src/models/store.js";
 import { type HubServer, startHubServer } from "../support/hub-server.js";
-import { GGUF_REPO, isolatedEnv, makeHubFolder, PRIVATE_REPO, SAFETENSORS_REPO, TOKEN } from "./fixtures.js";
+import { GGUF_REPO, isolatedEnv, makeHubFolder, PRIVATE_REPO, TOKEN } from "./fixtures.js";
 
 let root: string;
 let hub: HubServer;
@@ -129,16 +129,13 @@ describe("hf:// from the hub-compatible server", () => {
     expect(unreachable.message).not.toMatch(/\n/);
   });
 
-  test(":QUANT missing or absent lists the choices; a safetensors-only repo says it needs conversion", async () => {
+  test(":QUANT missing or absent lists the choices", async () => {
     const ambiguous = await pullError(`hf://${GGUF_REPO}`, freshEnv());
     expect(ambiguous.code).toBe("BERTH_MODEL_SOURCE_AMBIGUOUS");
     expect(ambiguous.message).toMatch(/choices: :F16, :Q8_0/);
     const missing = await pullError(`hf://${GGUF_REPO}:Q4_K_M`, freshEnv());
     expect(missing.code).toBe("BERTH_MODEL_SOURCE_NOT_FOUND");
     expect(missing.message).toMatch(/no GGUF file of quantization Q4_K_M \(choices: :F16, :Q8_0\)/);
-    const convert = await pullError(`hf://${SAFETENSORS_REPO}`, freshEnv());
-    expect(convert.code).toBe("BERTH_MODEL_NEEDS_CONVERSION");
-    expect(convert.message).toMatch(/safetensors checkpoint and no GGUF/);
   });
 
   test("404 repo, 404 file, 401 without a token; HF_TOKEN and the token file work", async () => {

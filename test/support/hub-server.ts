@@ -30,6 +30,11 @@ export interface HubServerOptions {
   /** Repos ("org/repo") that need `Authorization: Bearer <token>` with one of `tokens`. */
   privateRepos?: string[];
   tokens?: string[];
+  /**
+   * Serve /__control/faults (PUT a JSON HubFault[]) and /__control/requests (GET the log; DELETE
+   * clears it), for a server in another process (bench:pull). Off by default.
+   */
+  control?: boolean;
 }
 
 export interface HubRequestRecord {
@@ -199,6 +204,11 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     record: HubRequestRecord,
   ): Promise<void> {
     const path = decodeURIComponent(url.pathname);
+    if (options.control && path.startsWith("/__control/")) {
+      requests.pop();
+      await control(request, response, path);
+      return;
+    }
     const statusFault = takeFault(
       "status",
       (fault) => fault.match === undefined || path.includes(fault.match),
@@ -336,6 +346,30 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     hubError(response, 404, "NotFound", `no route for ${path}`);
   }
 
+  async function control(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    if (path === "/__control/faults" && request.method === "PUT") {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(chunk as Buffer);
+      faults = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as HubFault[]).map((f) => ({
+        ...f,
+        used: 0,
+      }));
+      response.writeHead(204).end();
+      return;
+    }
+    if (path === "/__control/requests") {
+      if (request.method === "DELETE") {
+        requests.length = 0;
+        response.writeHead(204).end();
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(requests));
+      return;
+    }
+    hubError(response, 404, "NotFound", `no control route ${path}`);
+  }
+
   async function sendFile(
     request: IncomingMessage,
     response: ServerResponse,
@@ -418,8 +452,9 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       });
       stream.on("end", () => {
         if (cut) {
-          // Headers promised the whole range: closing now is a cut connection.
-          response.socket?.destroy();
+          // Headers promised the whole range: closing now, after the bytes written so far are
+          // flushed (so the client really has them), is a cut connection.
+          response.socket?.destroySoon();
         } else {
           response.end();
         }
