@@ -5,9 +5,10 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { adminCall } from "../control/admin-client.js";
 import { applyResponseSchema } from "../control/admin-protocol.js";
+import { isModelInputFailure } from "../models/errors.js";
 import { parseSpecText, SpecError } from "../spec/index.js";
 import { withAdmin } from "./admin.js";
-import { CliError, EXIT_USAGE } from "./errors.js";
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from "./errors.js";
 
 export function register(program: Command): void {
   program
@@ -46,5 +47,16 @@ export function register(program: Command): void {
         if (names.length > 0) process.stdout.write(`${label}: ${names.join(", ")}\n`);
       }
       for (const warning of result.warnings ?? []) process.stderr.write(`berth: warning: ${warning}\n`);
+      // A model whose file or source is bad was not started (a running one keeps its old replicas):
+      // one line each, and the exit code says so (2: the spec's input, 1: the network or machine).
+      const failed = result.failed ?? [];
+      for (const failure of failed) {
+        process.stderr.write(`berth: model ${failure.name} failed: ${failure.message}\n`);
+      }
+      if (failed.length > 0) {
+        process.exitCode = failed.every((failure) => isModelInputFailure(failure.code))
+          ? EXIT_USAGE
+          : EXIT_FAILURE;
+      }
     });
 }

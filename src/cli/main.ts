@@ -1,6 +1,7 @@
 // The `berth` command line: builds the commander program from one module per command.
 // Commands stay thin: parse, call, print. Errors go to stderr with a non-zero exit code.
 import { Command, CommanderError } from "commander";
+import { isModelInputFailure } from "../models/errors.js";
 import { CliError } from "./errors.js";
 
 type Registrar = (program: Command) => void;
@@ -76,7 +77,7 @@ export function describeUnexpected(error: unknown): { message: string; exitCode:
   const text = error instanceof Error ? error.message : String(error);
   const debug = process.env.BERTH_DEBUG === "1" && error instanceof Error && error.stack;
   if (typeof code === "string" && code.startsWith("BERTH_")) {
-    const badInput = /^BERTH_(SPEC|MODEL)_/.test(code) && !INFRASTRUCTURE_CODES.has(code);
+    const badInput = code.startsWith("BERTH_SPEC_") || isModelInputFailure(code);
     return { message: debug ? error.stack! : text, exitCode: badInput ? 2 : 1 };
   }
   if (debug) return { message: error.stack!, exitCode: 1 };
@@ -86,11 +87,3 @@ export function describeUnexpected(error: unknown): { message: string; exitCode:
     exitCode: 1,
   };
 }
-
-// Model-boundary codes that are not the user's input: the network, the cache disk.
-const INFRASTRUCTURE_CODES = new Set([
-  "BERTH_MODEL_SOURCE_UNREACHABLE",
-  "BERTH_MODEL_DOWNLOAD_FAILED",
-  "BERTH_MODEL_CACHE_WRITE",
-  "BERTH_MODEL_UNREADABLE",
-]);

@@ -12,6 +12,7 @@ import { AdminRequestError, startAdminServer } from "../control/admin-server.js"
 import { Controller, type DeploymentToApply } from "../control/controller.js";
 import { ModelSourceError, resolveModelSources } from "../control/model-source.js";
 import { buildGateway, type Gateway } from "../gateway/app.js";
+import { isModelInputFailure } from "../models/errors.js";
 import { LocalRuntime } from "../runtime/local.js";
 import { type ModelDeployment, parseSpecText, SpecError } from "../spec/index.js";
 import type { Logger } from "../util/log.js";
@@ -48,6 +49,8 @@ export class UpError extends Error {
   constructor(
     readonly code: UpErrorCode,
     message: string,
+    /** The failure is the user's input (exit 2), not the machine's or the network's (exit 1). */
+    readonly badInput = false,
   ) {
     super(message);
     this.name = "UpError";
@@ -151,6 +154,8 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       failed
         .map((item) => `model ${item.deployment.metadata.name}: ${item.modelFailure?.message}`)
         .join("\n"),
+      // Exit 2 when the spec's own models are bad (a file the check refuses), 1 when the world failed.
+      failed.every((item) => isModelInputFailure(item.modelFailure?.code ?? "")),
     );
   }
 
@@ -207,8 +212,15 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     });
     specFile = resolve(file);
     lastAppliedText = text;
-    logger.info({ file, ...result, warnings }, "spec applied");
-    return warnings.length > 0 ? { ...result, warnings } : result;
+    const failed = deployments.flatMap((item) =>
+      item.modelFailure ? [{ name: item.deployment.metadata.name, ...item.modelFailure }] : [],
+    );
+    logger.info({ file, ...result, warnings, failed }, "spec applied");
+    return {
+      ...result,
+      ...(warnings.length > 0 ? { warnings } : {}),
+      ...(failed.length > 0 ? { failed } : {}),
+    };
   };
 
   let shutdownPromise: Promise<void> | undefined;

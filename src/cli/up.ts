@@ -79,7 +79,9 @@ export function register(program: Command): void {
         ) {
           throw new CliError(error.message, EXIT_USAGE);
         }
-        if (error instanceof UpError) throw new CliError(error.message, EXIT_FAILURE);
+        if (error instanceof UpError) {
+          throw new CliError(error.message, error.badInput ? EXIT_USAGE : EXIT_FAILURE);
+        }
         if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
           throw new CliError(
             `${options.host}:${port} is already in use (--port picks another)`,

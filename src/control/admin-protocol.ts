@@ -105,6 +105,8 @@ export const applyResponseSchema = z.object({
   removed: z.array(z.string()),
   /** Problems that did not stop the apply (e.g. a model's API keys could not be read). */
   warnings: z.array(z.string()).optional(),
+  /** Models of this spec whose source could not be had or whose file the model check refused. */
+  failed: z.array(z.object({ name: z.string(), code: z.string(), message: z.string() })).optional(),
 });
 
 export const downResponseSchema = z.object({ pid: z.number() });

@@ -76,3 +76,15 @@ export class ModelSourceError extends Error {
     this.name = "ModelSourceError";
   }
 }
+
+/**
+ * Whether a model failure is the user's input (exit code 2: a malformed source URI, a file the
+ * model check refuses) rather than the world's (exit 1: network, credentials, cache disk, a
+ * source that is not there). One rule for `serve`, `up`, `apply` and `model pull`.
+ */
+export function isModelInputFailure(code: string): boolean {
+  return (
+    code === "BERTH_MODEL_SOURCE" ||
+    (Object.hasOwn(MODEL_ERROR_CODES, code) && code !== "BERTH_MODEL_UNREADABLE")
+  );
+}
