@@ -4,17 +4,35 @@ import type { Command } from "commander";
 import { adminCall } from "../control/admin-client.js";
 import { type UpStatus, upStatusSchema } from "../control/admin-protocol.js";
 import { formatUptime, table, withAdmin } from "./admin.js";
+import { CliError, EXIT_USAGE } from "./errors.js";
+import { followUntilStopped, parseIntervalSeconds } from "./follow.js";
 
 export function register(program: Command): void {
   program
     .command("status")
     .description("models and replicas of the running berth up: desired vs actual, state, port, pid, load")
-    .option("--json", "print the status as JSON")
-    .action(async (options: { json?: boolean }) => {
-      const status = await withAdmin((socket) => adminCall(socket, upStatusSchema, "GET", "/v1/status"));
-      process.stdout.write(
-        options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, Date.now()),
-      );
+    .option("--json", "print the status as JSON (with --watch: one line of JSON each time)")
+    .option("-w, --watch", "keep showing the status, refreshed every --interval seconds, until Ctrl-C")
+    .option("--interval <seconds>", "refresh period of --watch", "1")
+    .action(async (options: { json?: boolean; watch?: boolean; interval: string }) => {
+      const read = () => withAdmin((socket) => adminCall(socket, upStatusSchema, "GET", "/v1/status"));
+      if (!options.watch) {
+        const status = await read();
+        process.stdout.write(
+          options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, Date.now()),
+        );
+        return;
+      }
+      const intervalMs = parseIntervalSeconds(options.interval);
+      if (intervalMs === undefined)
+        throw new CliError(`--interval must be 0.2..3600 seconds, not "${options.interval}"`, EXIT_USAGE);
+      const tty = process.stdout.isTTY === true && !options.json;
+      await followUntilStopped(async () => {
+        const status = await read();
+        if (options.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+        else if (tty) process.stdout.write(`\x1b[H\x1b[2J${formatStatus(status, Date.now())}`);
+        else process.stdout.write(`${new Date().toISOString()}\n${formatStatus(status, Date.now())}\n`);
+      }, intervalMs);
     });
 }
 

@@ -95,6 +95,54 @@ describe("berth up piped: JSON lines", () => {
       expect(line).toHaveProperty("msg");
     }
   });
+
+  it("follows live: berth status --watch and berth events -f print until Ctrl-C", async () => {
+    const current = up as BerthUp;
+    const follow = (args: string[]) => {
+      const child = spawn(process.execPath, [BERTH, ...args], {
+        env: { ...process.env, BERTH_HOME: current.home },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+        out += chunk;
+      });
+      const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      return { child, out: () => out, closed };
+    };
+
+    const watch = follow(["status", "--watch", "--json", "--interval", "0.2"]);
+    const snapshots = await waitFor("two status snapshots", async () => {
+      const lines = watch
+        .out()
+        .split("\n")
+        .filter((line) => line.startsWith("{"));
+      return lines.length >= 2
+        ? lines.map((line) => JSON.parse(line) as { models: Array<{ ready: number }> })
+        : undefined;
+    });
+    expect(snapshots[0]?.models[0]?.ready).toBe(1);
+    watch.child.kill("SIGINT");
+    expect(await watch.closed).toBe(0);
+
+    const events = follow(["events", "-f", "--json"]);
+    await waitFor("the past events", async () =>
+      events.out().includes('"replica-ready"') ? true : undefined,
+    );
+    const scaled = await current.berth(["scale", "tiny", "1"]);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const manual = await waitFor("the new event to be followed", async () =>
+      events
+        .out()
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as { seq: number; type: string })
+        .find((event) => event.type === "scale-manual"),
+    );
+    expect(manual.seq).toBeGreaterThan(1);
+    events.child.kill("SIGINT");
+    expect(await events.closed).toBe(0);
+  });
 });
 
 describe("berth up --log-format ecs, and one request followed through gateway and replica", () => {
