@@ -52,7 +52,10 @@ export function register(program: Command): void {
       "write the image as an OCI archive (podman load -i FILE, skopeo oci-archive:FILE)",
     )
     .option("--push", "push the image to the registry named by --tag")
-    .option("--model <file>", "bake a GGUF model into the image as /models/model.gguf")
+    .option(
+      "--model <source>",
+      "bake a model into the image as /models/model.gguf, its own layer: a path or any source (hf://, https://, s3://), pulled first",
+    )
     .option("--insecure-registry", "talk plain HTTP to the registries (a local registry without TLS)")
     .addOption(
       new Option("--variant <name>", "llama.cpp build to carry")
@@ -107,6 +110,12 @@ export function register(program: Command): void {
       }
       if (!tag) throw new CliError("--tag is required (or -f with spec.kubernetes.image)", EXIT_USAGE);
 
+      // Through the model store: pulled (with progress) and model-checked before it is baked in.
+      let modelPath: string | undefined;
+      if (options.model) {
+        const { pullForCli } = await import("./pull-progress.js");
+        modelPath = (await pullForCli(options.model)).path;
+      }
       const write = (line: string) => process.stderr.write(line);
       try {
         const result = await buildImage({
@@ -115,7 +124,7 @@ export function register(program: Command): void {
           ...(options.base ? { base: options.base } : {}),
           variant: options.variant,
           format: options.format,
-          ...(options.model ? { modelPath: resolve(options.model) } : {}),
+          ...(modelPath ? { modelPath } : {}),
           ...(options.ociArchive ? { ociArchive: resolve(options.ociArchive) } : {}),
           push: options.push ?? false,
           insecureRegistry: options.insecureRegistry ?? false,
