@@ -127,6 +127,21 @@ describe("bad model files are refused before anything loads them", () => {
     }
   });
 
+  test("berth build --model: a broken model is refused before any image work", async () => {
+    const run = await berth([
+      "build",
+      "--model",
+      paths.randomModel,
+      "--tag",
+      "127.0.0.1:1/berth:bad",
+      "--oci-archive",
+      join(directory, "image.tar"),
+    ]);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+    expect(run.stderr).toContain(`berth: ${paths.randomModel}: the file is not a GGUF model`);
+  });
+
   test("berth serve: a missing file or an empty folder is one line naming it", async () => {
     const missing = join(directory, "none.gguf");
     const runs = await runAll(
