@@ -207,8 +207,14 @@ async function download(
       path = parsed.path;
       seconds = parsed.seconds;
     }
-    if (result.code !== 0)
-      throw new Error(`${system} exited ${result.code}: ${result.stderr.trim().slice(-500)}`);
+    if (result.code !== 0) {
+      // The client's complaint in one line, fit for a table cell.
+      const complaint =
+        result.stderr.match(/^\w*Error: .*$/m)?.[0] ??
+        result.stderr.trim().split("\n").filter(Boolean).at(-1) ??
+        "";
+      throw new Error(`${system} exited ${result.code}: ${complaint.replace(/\|/g, "/").slice(0, 160)}`);
+    }
     const sha256Ok = (await sha256File(path)) === context.sha256;
     return {
       system,
@@ -274,7 +280,7 @@ function markdown(config: Config, size: number, downloads: Download[], resumes: 
     if (!d) continue;
     const ratio = curl ? d.megabytesPerSecond / curl.megabytesPerSecond : Number.NaN;
     lines.push(
-      `| ${system} | ${fmt(d.seconds)} | ${fmt(d.megabytesPerSecond, 0)} | ${fmt(ratio)} | ${d.checkSeconds === undefined ? "-" : fmt(d.checkSeconds)} | ${fmt(d.wallSeconds)} | ${d.sha256Ok ? "ok" : "WRONG"} | ${r ? (r.error ? `failed: ${r.error.slice(0, 60)}` : r.bytesResent) : "-"} | ${r?.requests ?? "-"} |`,
+      `| ${system} | ${fmt(d.seconds)} | ${fmt(d.megabytesPerSecond, 0)} | ${fmt(ratio)} | ${d.checkSeconds === undefined ? "-" : fmt(d.checkSeconds)} | ${fmt(d.wallSeconds)} | ${d.sha256Ok ? "ok" : "WRONG"} | ${r ? (r.error ? `failed: ${r.error.slice(0, 120)}` : r.bytesResent) : "-"} | ${r?.requests ?? "-"} |`,
     );
   }
   lines.push(
