@@ -243,6 +243,8 @@ export interface S3PullContext {
   signal?: AbortSignal;
   /** The store's check of a complete file (checkModelFile), before it counts as cached. */
   verify?: (path: string) => Promise<void>;
+  /** The cache only: the last copy pulled, or BERTH_MODEL_NOT_CACHED; no request at all. */
+  offline?: boolean;
 }
 
 export interface S3PullResult {
@@ -313,15 +315,9 @@ export async function pullS3(source: S3Source, context: S3PullContext): Promise<
   try {
     const folder = s3CacheFolder(context.cacheDir, connection.settings, source);
     const refPath = join(folder, "ref.json");
-    let info: S3ObjectInfo;
-    try {
-      info = await headS3Object(connection, source, context.signal);
-    } catch (error) {
-      const cached =
-        error instanceof ModelSourceError && error.code === "BERTH_MODEL_SOURCE_UNREACHABLE"
-          ? await readRef(refPath)
-          : undefined;
-      if (!cached || !(await fileExists(join(folder, cached.file)))) throw error;
+    const lastPulled = async (): Promise<S3PullResult | undefined> => {
+      const cached = await readRef(refPath);
+      if (!cached || !(await fileExists(join(folder, cached.file)))) return undefined;
       return {
         path: join(folder, cached.file),
         ...(cached.sha256 === undefined ? {} : { sha256: cached.sha256 }),
@@ -329,6 +325,26 @@ export async function pullS3(source: S3Source, context: S3PullContext): Promise<
         fromCache: true,
         revision: cached.etag.replace(/"/g, ""),
       };
+    };
+    if (context.offline) {
+      const cached = await lastPulled();
+      if (cached) return cached;
+      throw new ModelSourceError(
+        "BERTH_MODEL_NOT_CACHED",
+        `${source.uri}: the model is not cached (offline; looked in ${folder})`,
+      );
+    }
+    let info: S3ObjectInfo;
+    try {
+      info = await headS3Object(connection, source, context.signal);
+    } catch (error) {
+      // Unreachable (not refused): the last copy pulled serves, as a pinned hub revision would.
+      const cached =
+        error instanceof ModelSourceError && error.code === "BERTH_MODEL_SOURCE_UNREACHABLE"
+          ? await lastPulled()
+          : undefined;
+      if (!cached) throw error;
+      return cached;
     }
     const file = fileNameFor(source, info.etag);
     const target = join(folder, file);

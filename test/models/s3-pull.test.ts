@@ -98,6 +98,19 @@ describe("s3:// pulls from a real S3-compatible server", () => {
     expect(second).toMatchObject({ path: first.path, fromCache: true, sizeBytes: model.length });
   });
 
+  it("an object replaced under the same key is pulled again (the cache is keyed by ETag), never served stale", async () => {
+    const cacheDir = join(work, "cache-replaced");
+    const key = "gpt2/replaced.gguf";
+    await server.put(key, model);
+    const before = await pullS3(s3(`s3://${server.bucket}/${key}`), { env: envKeys(), cacheDir });
+    const replacement = readFileSync(await ensureTinyModel({ shape: "tiny", dtype: "f16" }));
+    await server.put(key, replacement);
+    const after = await pullS3(s3(`s3://${server.bucket}/${key}`), { env: envKeys(), cacheDir });
+    expect(after.fromCache).toBe(false);
+    expect(after.path).not.toBe(before.path);
+    expect(sha256(readFileSync(after.path))).toBe(sha256(replacement));
+  });
+
   it("pulls with a profile from AWS config and credentials files (region, endpoint_url, keys)", async () => {
     const configFile = join(work, "aws-config");
     const credentialsFile = join(work, "aws-credentials");
@@ -202,6 +215,20 @@ describe("s3:// pulls from a real S3-compatible server", () => {
     await relay.close();
     const offline = await pullS3(s3(`s3://${server.bucket}/${KEY}`), { env: envKeys(relay.url), cacheDir });
     expect(offline).toMatchObject({ path: pulled.path, fromCache: true, revision: pulled.revision });
+
+    // --offline: the cache only, no request at all.
+    const offlineFlag = await pullS3(s3(`s3://${server.bucket}/${KEY}`), {
+      env: envKeys(relay.url),
+      cacheDir,
+      offline: true,
+    });
+    expect(offlineFlag.path).toBe(pulled.path);
+    const notCached = await pullS3(s3(`s3://${server.bucket}/${KEY}`), {
+      env: envKeys(relay.url),
+      cacheDir: join(work, "cache-offline-empty"),
+      offline: true,
+    }).catch((caught: unknown) => caught);
+    expect((notCached as ModelSourceError).code).toBe("BERTH_MODEL_NOT_CACHED");
 
     const error = await pullS3(s3(`s3://${server.bucket}/${KEY}`), {
       env: envKeys(relay.url),
