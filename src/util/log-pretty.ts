@@ -37,6 +37,10 @@ const NEXT_STEPS: Record<string, (fields: Record<string, unknown>) => string> = 
   "replica-crash-looping": (fields) =>
     `next: berth logs ${String(fields.model ?? "MODEL")} shows why it exits; berth status shows its last lines`,
   "replica-unresponsive": () => "next: berth status; the replica is out of rotation until it answers again",
+  "model-failed": () =>
+    "next: fix the model source in the spec, then berth apply -f FILE (other models keep serving)",
+  "request failed": (fields) =>
+    `next: find every log line of this request with reqId ${String(fields.reqId ?? "")} (berth logs ${String(fields.model ?? "MODEL")})`,
   "spec change not applied": () => "next: fix the spec file; the running models are unchanged",
 };
 
