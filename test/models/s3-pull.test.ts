@@ -1,6 +1,7 @@
 // s3:// pulls against a real S3-compatible server (s3proxy, started here on 127.0.0.1): credentials
 // from the environment and from AWS config files, resume after a cut connection (a relay injects
 // the cut), bad credentials and a missing key give clear errors and leave nothing in the cache.
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,8 +14,29 @@ import { parseModelSource, type S3Source } from "../../src/models/sources.js";
 import { ensureTinyModel } from "../../src/models/tiny.js";
 import { type CuttingRelay, startCuttingRelay } from "../support/cutting-relay.js";
 import { type S3TestServer, startS3Server } from "../support/s3-server.js";
+import { REPO_ROOT } from "../support/serve-process.js";
+import { isolatedEnv } from "./fixtures.js";
 
 const KEY = "gpt2/tiny-q8_0.gguf";
+
+function berth(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/berth.js", ...args], { cwd: REPO_ROOT, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -133,6 +155,36 @@ describe("s3:// pulls from a real S3-compatible server", () => {
     });
     expect(result.fromCache).toBe(false);
     expect(sha256(readFileSync(result.path))).toBe(sha256(model));
+  });
+
+  it("berth model pull s3://… on the command line: a profile from config files; bad keys are one line, exit 1", async () => {
+    const configFile = join(work, "cli-aws-config");
+    const credentialsFile = join(work, "cli-aws-credentials");
+    writeFileSync(configFile, `[profile cli]\nendpoint_url = ${server.endpoint}\n`);
+    writeFileSync(
+      credentialsFile,
+      `[cli]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n`,
+    );
+    const base = isolatedEnv(join(work, "cli-home"), {
+      AWS_CONFIG_FILE: configFile,
+      AWS_SHARED_CREDENTIALS_FILE: credentialsFile,
+      AWS_PROFILE: "cli",
+    });
+    const ok = await berth(["model", "pull", `s3://${server.bucket}/${KEY}`], base);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(sha256(readFileSync(ok.stdout.trim()))).toBe(sha256(model));
+    expect(ok.stderr).not.toContain("NodeVersionSupportWarning");
+
+    const bad = await berth(["model", "pull", `s3://${server.bucket}/gpt2/other.gguf`], {
+      ...base,
+      AWS_PROFILE: "",
+      AWS_ACCESS_KEY_ID: server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: "wrong",
+      AWS_ENDPOINT_URL: server.endpoint,
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toContain("BERTH_MODEL_SOURCE_UNAUTHORIZED");
   });
 
   it("resumes after the connection is cut mid-file: the retry asks only for the bytes not on disk", async () => {
