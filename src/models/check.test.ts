@@ -124,6 +124,13 @@ describe("checkModelFile", () => {
       [(model) => model.metadata.delete("tokenizer.ggml.merges"), "tokenizer.ggml.merges"],
       [(model) => model.metadata.set("tokenizer.ggml.pre", gv.str("gpt-5")), "gpt-5"],
       [(model) => model.metadata.set("tokenizer.ggml.token_type", gv.i32s([1, 1])), "one item per token"],
+      [
+        (model) => {
+          const tokens = model.metadata.get("tokenizer.ggml.tokens");
+          if (tokens?.type === "array" && tokens.itemType === "string") tokens.value[7] = tokens.value[3]!;
+        },
+        "appears twice in tokenizer.ggml.tokens (ids 3 and 7)",
+      ],
     ];
     for (const [change, expected] of cases) {
       const error = await expectCheckError(await writeVariant(change), "BERTH_MODEL_INVALID");

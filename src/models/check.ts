@@ -282,18 +282,24 @@ function checkTokenizer(file: GgufFile): number | undefined {
   if (vocabSize === 0) {
     throw new ModelError("BERTH_MODEL_INVALID", `metadata "tokenizer.ggml.tokens" is empty`, file.path);
   }
-  // llama.cpp indexes these per token without checking their length.
-  for (const key of ["tokenizer.ggml.token_type", "tokenizer.ggml.scores"]) {
+  // Per-token arrays llama.cpp reads by token id (llama-vocab.cpp): the types it accepts, at least
+  // one item per token.
+  const perToken: Array<[string, string[]]> = [
+    ["tokenizer.ggml.token_type", ["int32"]],
+    ["tokenizer.ggml.scores", ["float32", "int32"]],
+  ];
+  for (const [key, itemTypes] of perToken) {
     const value = file.metadata.get(key);
     if (value === undefined) continue;
-    if (value.type !== "array" || value.value.length !== vocabSize) {
+    if (value.type !== "array" || !itemTypes.includes(value.itemType) || value.value.length < vocabSize) {
       throw new ModelError(
         "BERTH_MODEL_INVALID",
-        `metadata "${key}" must be an array with one item per token (${vocabSize})`,
+        `metadata "${key}" must be an array of ${itemTypes.join(" or ")} with one item per token (${vocabSize})`,
         file.path,
       );
     }
   }
+  checkUniqueTokens(file);
   if (BPE_TOKENIZER_MODELS.has(model.value)) {
     stringArray("tokenizer.ggml.merges", true);
     const pre = file.metadata.get("tokenizer.ggml.pre");
@@ -315,6 +321,29 @@ function checkTokenizer(file: GgufFile): number | undefined {
     }
   }
   return vocabSize;
+}
+
+/**
+ * llama.cpp maps token text to id and asserts the map is as large as the vocabulary: a token text
+ * that appears twice aborts the whole process (GGML_ASSERT in llama-vocab.cpp, found by fuzzing).
+ * Empty tokens count as "[EMPTY_<id>]", as llama.cpp renames them.
+ */
+function checkUniqueTokens(file: GgufFile): void {
+  const tokens = file.metadata.get("tokenizer.ggml.tokens");
+  if (tokens?.type !== "array" || tokens.itemType !== "string") return;
+  const firstId = new Map<string, number>();
+  for (const [id, token] of tokens.value.entries()) {
+    const text = token === "" ? `[EMPTY_${id}]` : token;
+    const first = firstId.get(text);
+    if (first !== undefined) {
+      throw new ModelError(
+        "BERTH_MODEL_INVALID",
+        `token ${JSON.stringify(text)} appears twice in tokenizer.ggml.tokens (ids ${first} and ${id}); llama.cpp aborts on such a vocabulary`,
+        file.path,
+      );
+    }
+    firstId.set(text, id);
+  }
 }
 
 function checkTensors(
