@@ -6,8 +6,6 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "nod
 import { isAbsolute, join, resolve } from "node:path";
 import { modelCacheDir } from "../util/home.js";
 import { checkModelFile } from "./check.js";
-import { type DownloadProgress, downloadFile } from "./download.js";
-import { ModelError, ModelSourceError } from "./errors.js";
 import {
   convertFolder,
   convertHfCheckpoint,
@@ -15,9 +13,11 @@ import {
   findConvertedHf,
   isCheckpointFolder,
 } from "./convert/first-use.js";
+import { type DownloadProgress, downloadFile } from "./download.js";
+import { ModelError, ModelSourceError } from "./errors.js";
 import { hfHubCache, pullHf } from "./hf.js";
 import { httpRangeFetch } from "./https.js";
-import { type HttpsSource, type ModelSource, parseModelSource, type S3Source } from "./sources.js";
+import { type HttpsSource, type ModelSource, parseModelSource } from "./sources.js";
 import { ensureTinyModel } from "./tiny.js";
 
 export interface PullProgress extends DownloadProgress {
@@ -253,8 +253,9 @@ export async function describeArrival(path: string): Promise<string> {
 }
 
 /** The model check on downloaded bytes, with what arrived in the message when it fails. */
-function verifyDownloaded(source: string): (path: string) => Promise<void> {
+function verifyDownloaded(source: string, options: PullOptions): (path: string) => Promise<void> {
   return async (path) => {
+    options.onProgress?.({ phase: "check", source, receivedBytes: 0, resumedFromBytes: 0 });
     try {
       await checkModelFile(path);
     } catch (error) {
@@ -296,52 +297,12 @@ async function pullHttps(source: HttpsSource, options: PullOptions, env: NodeJS.
     source: source.uri,
     target,
     fetchRange: httpRangeFetch(source.uri, source.url),
-    verify: verifyDownloaded(source.uri),
+    verify: verifyDownloaded(source.uri, options),
     ...(source.sha256 ? { sha256: source.sha256 } : {}),
     ...(onProgress ? { onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   return result;
-}
-
-async function pullS3(source: S3Source, options: PullOptions, env: NodeJS.ProcessEnv) {
-  const { connectS3, headS3Object, getS3Range, S3ObjectChangedError } = await import("./s3.js");
-  const { TransientError } = await import("./download.js");
-  const target = join(modelCacheDir(env), "s3", source.bucket, ...source.key.split("/"));
-  await assertCachedWhenOffline(options, source.uri, target);
-  try {
-    await stat(target);
-    return { path: target, sizeBytes: (await stat(target)).size, downloaded: false };
-  } catch {
-    // not cached: fetch below
-  }
-  const connection = await connectS3(env);
-  try {
-    const head = await headS3Object(connection, source, options.signal);
-    const onProgress = downloadProgress(options);
-    return await downloadFile({
-      source: source.uri,
-      target,
-      sizeBytes: head.size,
-      ...(head.sha256 ? { sha256: head.sha256 } : {}),
-      fetchRange: async (offset, signal) => {
-        try {
-          const range = await getS3Range(connection, source, { start: offset, etag: head.etag, signal });
-          return { body: range.body, start: offset, totalBytes: head.size };
-        } catch (error) {
-          if (error instanceof S3ObjectChangedError) throw error;
-          const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-          if (status === 503 || status === 429) throw new TransientError((error as Error).message);
-          throw error;
-        }
-      },
-      verify: verifyDownloaded(source.uri),
-      ...(onProgress ? { onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  } finally {
-    connection.close();
-  }
 }
 
 /** Checkpoints without GGUF convert to f16 unless the caller asks for another dtype. */
@@ -371,6 +332,7 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
   const parsed = parseModelSource(source);
   options.onProgress?.({ phase: "resolve", source, receivedBytes: 0, resumedFromBytes: 0 });
   let pulled: PulledModel;
+  let checkedOnDownload = false;
   switch (parsed.kind) {
     case "tiny": {
       const path = await ensureTinyModel({
@@ -417,27 +379,40 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
         sizeBytes: result.sizeBytes,
         fromCache: !result.downloaded,
       };
+      checkedOnDownload = result.downloaded;
       const sha256 = result.sha256 ?? parsed.sha256;
       if (sha256) pulled.sha256 = sha256;
       break;
     }
     case "s3": {
-      const result = await pullS3(parsed, options, env);
+      // E2's S3 client, through the same download primitive and model check.
+      const { pullS3 } = await import("./s3.js");
+      const onProgress = downloadProgress(options);
+      const result = await pullS3(parsed, {
+        env,
+        cacheDir: modelCacheDir(env),
+        verify: verifyDownloaded(source, options),
+        ...(onProgress ? { onProgress } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.offline ? { offline: true } : {}),
+      });
       pulled = {
         path: result.path,
         source,
         kind: "s3",
+        revision: result.revision,
         sizeBytes: result.sizeBytes,
-        fromCache: !result.downloaded,
+        fromCache: result.fromCache,
       };
-      if ("sha256" in result && result.sha256) pulled.sha256 = result.sha256;
+      if (result.sha256) pulled.sha256 = result.sha256;
+      checkedOnDownload = !result.fromCache;
       break;
     }
     case "hf": {
       const onProgress = downloadProgress(options);
       const hfContext = {
         env: options.offline ? { ...env, HF_HUB_OFFLINE: "1" } : env,
-        verify: verifyDownloaded(source),
+        verify: verifyDownloaded(source, options),
         ...(onProgress ? { onProgress } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.refresh ? { refresh: true } : {}),
@@ -479,18 +454,16 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
         fromCache: result.fromCache,
       };
       if (result.sha256) pulled.sha256 = result.sha256;
+      checkedOnDownload = !result.fromCache;
       break;
     }
   }
-  options.onProgress?.({
-    phase: "check",
-    source,
-    receivedBytes: pulled.sizeBytes,
-    totalBytes: pulled.sizeBytes,
-    resumedFromBytes: 0,
-  });
-  // Every path handed out passes the check, cached ones too (another tool may have put them there).
-  await checkModelFile(pulled.path);
+  // Every path handed out passes the check: fresh downloads were checked before the rename
+  // (verify); anything else (cached, converted, local) is checked here.
+  if (!checkedOnDownload) {
+    options.onProgress?.({ phase: "check", source, receivedBytes: 0, resumedFromBytes: 0 });
+    await checkModelFile(pulled.path);
+  }
   if (pulled.kind !== "tiny") await writeRecord(env, pulled).catch(() => undefined);
   return pulled;
 }
