@@ -143,8 +143,15 @@ export async function setUpPrometheus(options: PrometheusSetupOptions): Promise<
   exited = new Promise((resolve) => child?.once("exit", () => resolve()));
   child.once("exit", (code, signal) => {
     // Ctrl-C reaches Prometheus too (same process group): a clean stop is no news.
-    if (code !== 0 && signal !== "SIGTERM" && signal !== "SIGINT")
-      logger.warn({ code, signal, log: join(dir, "prometheus.log") }, "prometheus exited; its log says why");
+    if (code !== 0 && signal !== "SIGTERM" && signal !== "SIGINT") {
+      // e.g. its port is taken: the view stops showing a URL that does not answer.
+      setup.url = undefined;
+      setup.notStarted = `prometheus exited (code ${code}); see ${join(dir, "prometheus.log")}`;
+      logger.warn(
+        { code, signal, log: join(dir, "prometheus.log") },
+        "prometheus exited; its log says why (--prometheus-port picks another port)",
+      );
+    }
   });
   setup.url = `http://${options.listenAddress}`;
   return setup;

@@ -8,8 +8,15 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import {
+  PROMETHEUS_CONFIG,
+  prometheusConfig,
+  REPLICA_TARGETS,
+  replicaTargets,
+  RULES_FILE as UP_RULES_FILE,
+} from "../../src/cli/up-prometheus.js";
 import { renderDeployment } from "../../src/k8s/render.js";
-import { ALERTS, ruleGroups } from "../../src/monitoring/alerts.js";
+import { ALERTS, ruleFileText, ruleGroups } from "../../src/monitoring/alerts.js";
 import { panelQueries } from "../../src/monitoring/dashboard.js";
 import { generatedFiles, MONITORING_DIR, RULES_FILE } from "../../src/monitoring/generate.js";
 import { parseSpecText } from "../../src/spec/load.js";
@@ -76,6 +83,28 @@ describe("deploy/monitoring", () => {
       const { stdout } = await run(PROMTOOL, ["check", "rules", file]);
       expect(stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`);
       expect(JSON.stringify(rule?.spec)).toContain('model=\\"llama-3\\"');
+    });
+
+    it("accepts the Prometheus config berth up --prometheus writes (with its rules and replica targets)", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "berth-promconfig-"));
+      writeFileSync(
+        join(dir, PROMETHEUS_CONFIG),
+        prometheusConfig({ gatewayUrl: "http://127.0.0.1:8080", scrapeInterval: "5s" }),
+      );
+      writeFileSync(join(dir, UP_RULES_FILE), ruleFileText());
+      writeFileSync(
+        join(dir, REPLICA_TARGETS),
+        replicaTargets([
+          { id: "tiny-b", url: "http://127.0.0.1:4002" },
+          { id: "tiny-a", url: "http://127.0.0.1:4001" },
+        ]),
+      );
+      const { stdout } = await run(PROMTOOL, ["check", "config", join(dir, PROMETHEUS_CONFIG)]);
+      expect(stdout).toContain("SUCCESS");
+      expect(stdout).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+      expect(JSON.parse(replicaTargets([{ id: "r1", url: "http://127.0.0.1:9/" }]))).toEqual([
+        { targets: ["127.0.0.1:9"], labels: { replica: "r1" } },
+      ]);
     });
 
     it("passes the alerts' unit tests", async () => {
