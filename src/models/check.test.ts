@@ -131,6 +131,16 @@ describe("checkModelFile", () => {
         },
         "appears twice in tokenizer.ggml.tokens (ids 3 and 7)",
       ],
+      [
+        (model) => {
+          const tokens = model.metadata.get("tokenizer.ggml.tokens");
+          if (tokens?.type === "array" && tokens.itemType === "string") {
+            tokens.value[5] = "same\u0000one";
+            tokens.value[9] = "same\u0000two";
+          }
+        },
+        'token "same" appears twice in tokenizer.ggml.tokens (ids 5 and 9)',
+      ],
     ];
     for (const [change, expected] of cases) {
       const error = await expectCheckError(await writeVariant(change), "BERTH_MODEL_INVALID");
@@ -183,6 +193,11 @@ describe("checkModelFile", () => {
       Buffer.concat([Buffer.from("GGUF"), u32(3), u64(0), u64(2), kv("a.b", 1), kv("a.b", 2)]),
     );
     expect((await expectCheckError(twice, "BERTH_MODEL_CORRUPT")).message).toContain("appears twice");
+    // A key with a NUL byte is another (or an empty) key to llama.cpp, which aborts on an empty one.
+    const nulKey = writeBytes(
+      Buffer.concat([Buffer.from("GGUF"), u32(3), u64(0), u64(1), kv("\u0000\u0000kenizer", 1)]),
+    );
+    expect((await expectCheckError(nulKey, "BERTH_MODEL_CORRUPT")).message).toContain("contains a NUL byte");
 
     const controlName = await writeVariant((model) => {
       model.metadata.set("general.architecture", gv.str("evil\nmodel\u001b[31m"));

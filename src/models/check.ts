@@ -83,6 +83,11 @@ const GGML_MAX_NAME = 64;
 function checkMetadataShape(file: GgufFile): void {
   for (const [key, value] of file.metadata) {
     if (key.length === 0) throw new ModelError("BERTH_MODEL_CORRUPT", "a metadata key is empty", file.path);
+    // llama.cpp copies keys as C strings: one with a NUL byte becomes another (or empty) key there,
+    // and an empty one aborts the process (GGML_ASSERT in gguf.cpp, found by fuzzing).
+    if (key.includes("\u0000")) {
+      throw new ModelError("BERTH_MODEL_CORRUPT", `metadata key "${key}" contains a NUL byte`, file.path);
+    }
     if (value.type === "array" && value.itemType === "array") {
       throw new ModelError(
         "BERTH_MODEL_CORRUPT",
@@ -98,6 +103,13 @@ function checkTensorLayout(file: GgufFile): void {
   const names = new Set<string>();
   let expectedOffset = 0;
   for (const tensor of file.tensors) {
+    if (tensor.name.includes("\u0000")) {
+      throw new ModelError(
+        "BERTH_MODEL_CORRUPT",
+        `tensor name "${tensor.name}" contains a NUL byte`,
+        file.path,
+      );
+    }
     if (tensor.name.length === 0 || Buffer.byteLength(tensor.name) >= GGML_MAX_NAME) {
       throw new ModelError(
         "BERTH_MODEL_CORRUPT",
@@ -326,14 +338,16 @@ function checkTokenizer(file: GgufFile): number | undefined {
 /**
  * llama.cpp maps token text to id and asserts the map is as large as the vocabulary: a token text
  * that appears twice aborts the whole process (GGML_ASSERT in llama-vocab.cpp, found by fuzzing).
- * Empty tokens count as "[EMPTY_<id>]", as llama.cpp renames them.
+ * Tokens are compared as llama.cpp reads them: up to a NUL byte, an empty one as "[EMPTY_<id>]".
  */
 function checkUniqueTokens(file: GgufFile): void {
   const tokens = file.metadata.get("tokenizer.ggml.tokens");
   if (tokens?.type !== "array" || tokens.itemType !== "string") return;
   const firstId = new Map<string, number>();
   for (const [id, token] of tokens.value.entries()) {
-    const text = token === "" ? `[EMPTY_${id}]` : token;
+    // llama.cpp reads each token as a C string: the text ends at a NUL byte.
+    const cText = token.split("\u0000", 1)[0] ?? "";
+    const text = cText === "" ? `[EMPTY_${id}]` : cText;
     const first = firstId.get(text);
     if (first !== undefined) {
       throw new ModelError(
