@@ -153,10 +153,13 @@ describe.sequential("chaos under load (berth up)", () => {
     // 2. SIGSTOP a replica: it leaves rotation (unresponsive), and comes back after SIGCONT.
     const frozen = (await up.status()).models[0]!.replicas.find((replica) => replica.state === "ready")!;
     process.kill(frozen.pid!, "SIGSTOP");
+    const stoppedAt = Date.now();
     try {
       await up.waitForStatus("the stopped replica out of rotation", (status) =>
         status.models[0]!.replicas.some((replica) => replica.id === frozen.id && replica.state !== "ready"),
       );
+      // Measured, not asserted (status is polled every 250 ms on a shared machine).
+      console.log(`chaos: SIGSTOPped replica out of rotation after ${Date.now() - stoppedAt} ms`);
       await waitServed("load served by the other replica", 10);
     } finally {
       process.kill(frozen.pid!, "SIGCONT");
@@ -185,11 +188,13 @@ describe.sequential("chaos under load (berth up)", () => {
       180_000,
     );
     expect(failing.models[0]!.unavailableReason).toMatch(/crash-looping/);
+    const askedAt = Date.now();
     const refused = await fetch(`${url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: MODEL, prompt: "hi", max_tokens: 2 }),
     });
+    console.log(`chaos: a request for the crash-looping model answered in ${Date.now() - askedAt} ms`);
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
