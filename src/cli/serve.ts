@@ -65,6 +65,11 @@ export function register(program: Command): void {
       "auto",
     )
     .action(async (flags: ServeFlags) => {
+      // Cold-start phases (node boot, CLI, model check, imports, engine, model load, ready), logged
+      // with the ready line; bench:serve reads them.
+      const { StartupClock } = await import("../util/startup.js");
+      const startup = new StartupClock();
+      startup.mark("cli");
       const { LOG_FORMATS, resolveLogFormat } = await import("../util/log.js");
       const logFormat = resolveLogFormat(flags.logFormat, process.stdout.isTTY === true);
       if (logFormat === undefined)
@@ -84,6 +89,7 @@ export function register(program: Command): void {
       // never a raw library error from the engine. The relaunched child finds it in the cache.
       const { pullForCli } = await import("./pull-progress.js");
       const pulled = await pullForCli(flags.model);
+      startup.mark("model-check");
       const settings = {
         ...parsed.settings,
         modelPath: pulled.path,
@@ -91,16 +97,23 @@ export function register(program: Command): void {
       };
 
       // libuv's thread pool must be sized before Node starts (src/engine/process.ts says why and
-      // what it is worth): without UV_THREADPOOL_SIZE in our environment, run again as a child
-      // that has it, forwarding signals, and exit with its code.
+      // what it is worth). bin/berth.js sets it; without UV_THREADPOOL_SIZE in our environment
+      // (started some other way), run again as a child that has it, forwarding signals, and exit
+      // with its code.
       const { hasEngineProcessEnv, relaunchWithEngineEnvironment } = await import("../engine/process.js");
       if (!hasEngineProcessEnv()) {
-        process.exitCode = await relaunchWithEngineEnvironment();
+        process.exitCode = await relaunchWithEngineEnvironment(startup.carry());
         return;
       }
+      // The engine's import and binary load (it forks a process to test the binary) are the longest
+      // phases: start them now, beside the HTTP app's imports and listen. Only after the model check,
+      // so that a bad model exits at once.
+      const { preloadLlamaEngine } = await import("../engine/llamacpp.js");
+      preloadLlamaEngine(false, (phase) => startup.mark(phase));
 
       const { createLogger } = await import("../util/log.js");
       const { startServer } = await import("../server/serve.js");
+      startup.mark("server-imports");
       const logger = createLogger({ base: { pid: process.pid, component: "server" } }, undefined, logFormat);
       const server = await startServer({
         engine: {
@@ -120,6 +133,7 @@ export function register(program: Command): void {
         bodyLimitBytes: settings.bodyLimitBytes,
         logPrompts: settings.logPrompts,
         logger,
+        startup,
       });
 
       let signalled = false;

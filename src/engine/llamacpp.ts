@@ -60,6 +60,8 @@ export interface LlamaEngineOptions {
   /** CPU only by default (the supported target); "auto" lets node-llama-cpp pick a GPU backend. */
   gpu?: false | "auto";
   logger?: Logger;
+  /** Told when each loading phase ends (engine-import, engine-binary, model-load, context): cold-start timing. */
+  onStartupPhase?: (phase: string) => void;
 }
 
 const DEFAULT_PARALLEL = 8;
@@ -75,12 +77,18 @@ const PENALTY_WINDOW = 64;
 const sharedLlamas = new Map<string, Promise<Llama>>();
 const llamaLogSinks = new Set<Logger>();
 
-async function sharedLlama(gpu: false | "auto"): Promise<Llama> {
+/**
+ * The process's Llama for a GPU setting, loaded on first call: importing node-llama-cpp and loading its
+ * binary (which it first tests in a forked process) is most of a cold start, so `berth serve` starts
+ * it early (preloadLlamaEngine) while it checks the model and builds the HTTP app.
+ */
+async function sharedLlama(gpu: false | "auto", onPhase?: (phase: string) => void): Promise<Llama> {
   const key = String(gpu);
   let llama = sharedLlamas.get(key);
   if (!llama) {
     llama = (async () => {
       const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+      onPhase?.("engine-import");
       return getLlama({
         gpu,
         // maxThreads 0: each context uses exactly the threads it is given (see createLlamaEngine).
@@ -101,12 +109,25 @@ async function sharedLlama(gpu: false | "auto"): Promise<Llama> {
   return llama;
 }
 
+/**
+ * Starts loading the engine's native binary now, without waiting; errors surface in createLlamaEngine.
+ * `onPhase` hears engine-import when this call is the one that starts the load.
+ */
+export function preloadLlamaEngine(gpu: false | "auto" = false, onPhase?: (phase: string) => void): void {
+  sharedLlama(gpu, onPhase).catch(() => {});
+}
+
 export async function createLlamaEngine(options: LlamaEngineOptions): Promise<Engine> {
   const parallel = options.parallel ?? DEFAULT_PARALLEL;
   if (!Number.isInteger(parallel) || parallel < 1)
     throw new Error(`parallel must be a positive integer, got ${parallel}`);
-  const llama = await sharedLlama(options.gpu ?? false);
-  const model = await llama.loadModel({ modelPath: options.modelPath });
+  const onPhase = options.onStartupPhase;
+  const llama = await sharedLlama(options.gpu ?? false, onPhase);
+  onPhase?.("engine-binary");
+  // Memory-mapped weights (the default where supported, said here on purpose): replicas of one model
+  // on a node share the file's pages in the page cache instead of each holding a private copy.
+  const model = await llama.loadModel({ modelPath: options.modelPath, useMmap: llama.supportsMmap });
+  onPhase?.("model-load");
   try {
     const trainContextSize = model.trainContextSize;
     const contextPerSequence =
@@ -142,6 +163,7 @@ export async function createLlamaEngine(options: LlamaEngineOptions): Promise<En
     // Created once, in order, so slot i is llama.cpp sequence id i for the engine's whole life.
     const sequences: LlamaContextSequence[] = [];
     for (let index = 0; index < parallel; index++) sequences.push(context.getSequence());
+    onPhase?.("context");
     return new LlamaEngine({
       model,
       context,

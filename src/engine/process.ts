@@ -10,10 +10,13 @@ import { spawn } from "node:child_process";
  * the process, which a model server barely does.
  *
  * Why before start: libuv creates the pool on first use and reads the variable only then. Node's ESM
- * loader already uses the pool to read the entry module, so setting process.env in bin/berth.js or
- * any later module is too late (measured: the pool keeps 4 threads). It must be in the environment
- * the process is spawned with: the local runtime, the container image (ENV) and benchmarks set it,
- * and `berth serve` relaunches itself when it is missing (relaunchWithEngineEnvironment).
+ * loader already uses the pool to read an ES module entry, so setting process.env in an ES module is
+ * too late (measured: the pool keeps 4 threads). A CommonJS entry is read without the pool, so
+ * bin/berth.js (CommonJS through bin/package.json) sets it for `serve` before it imports the CLI
+ * (measured: the same thread count as a process spawned with the variable). The local runtime, the
+ * container image (ENV) and benchmarks also spawn with it; only a `serve` started some other way
+ * (node dist/cli/main.js) relaunches itself (relaunchWithEngineEnvironment), which costs a second
+ * Node start and model check on every cold start.
  */
 export const ENGINE_UV_THREADPOOL_SIZE = "1";
 
@@ -29,12 +32,13 @@ export function hasEngineProcessEnv(env: NodeJS.ProcessEnv = process.env): boole
 
 /**
  * Runs this same command again as a child with engineProcessEnv(), forwarding SIGINT/SIGTERM/SIGHUP
- * and stdio, and resolves with the exit code the parent should exit with. Use only when
+ * and stdio, and resolves with the exit code the parent should exit with; `extraEnv` is added to
+ * the child's environment. Use only when
  * hasEngineProcessEnv() is false (otherwise it would relaunch forever): the child has the variable.
  */
-export function relaunchWithEngineEnvironment(): Promise<number> {
+export function relaunchWithEngineEnvironment(extraEnv: NodeJS.ProcessEnv = {}): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    env: engineProcessEnv(),
+    env: engineProcessEnv({ ...process.env, ...extraEnv }),
     stdio: "inherit",
   });
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];

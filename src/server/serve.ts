@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Engine } from "../engine/types.js";
 import type { Logger } from "../util/log.js";
+import type { StartupClock } from "../util/startup.js";
 import { buildServerApp } from "./app.js";
 import { HttpError } from "./errors.js";
 import { ServerLifecycle } from "./lifecycle.js";
@@ -32,6 +33,8 @@ export interface ServeOptions {
   logger: Logger;
   /** How the engine is created; the llama.cpp engine unless a test injects a fault. */
   createEngine?: (settings: EngineSettings, logger: Logger) => Promise<Engine>;
+  /** Cold-start phases so far; given, the ready line carries them (`startup`) with the loading phases added. */
+  startup?: StartupClock;
 }
 
 export interface RunningServer {
@@ -47,9 +50,15 @@ export interface RunningServer {
   cancelInFlight(): void;
 }
 
-async function createLlamaEngineFrom(settings: EngineSettings, logger: Logger): Promise<Engine> {
-  const { createLlamaEngine } = await import("../engine/llamacpp.js");
-  return createLlamaEngine({ ...settings, logger });
+function llamaEngineCreator(startup: StartupClock | undefined) {
+  return async (settings: EngineSettings, logger: Logger): Promise<Engine> => {
+    const { createLlamaEngine } = await import("../engine/llamacpp.js");
+    return createLlamaEngine({
+      ...settings,
+      logger,
+      ...(startup ? { onStartupPhase: (phase: string) => startup.mark(phase) } : {}),
+    });
+  };
 }
 
 export function urlOf(address: AddressInfo): string {
@@ -70,11 +79,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Listen before loading: /healthz answers and /readyz says 503 while the model loads.
   await app.listen({ host: options.host, port: options.port });
   const url = urlOf(app.server.address() as AddressInfo);
+  options.startup?.mark("listening");
   logger.info({ url, modelPath: options.engine.modelPath }, "listening; loading the model");
 
   let engine: Engine | undefined;
   const startedAt = performance.now();
-  const ready = (options.createEngine ?? createLlamaEngineFrom)(options.engine, logger).then(
+  const ready = (options.createEngine ?? llamaEngineCreator(options.startup))(options.engine, logger).then(
     async (loaded) => {
       if (lifecycle.state === "draining") {
         await loaded.close();
@@ -83,6 +93,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       engine = loaded;
       lifecycle.setEngine(loaded);
       const stats = loaded.stats();
+      options.startup?.mark("ready");
       logger.info(
         {
           url,
@@ -90,6 +101,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           slots: stats.slots,
           contextPerSequence: loaded.info.contextPerSequence,
           loadMs: Math.round(performance.now() - startedAt),
+          ...(options.startup ? { startup: options.startup.report() } : {}),
         },
         "ready",
       );
