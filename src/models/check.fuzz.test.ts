@@ -154,7 +154,7 @@ describe("GGUF check fuzz: a clear ModelError or a valid model, never a crash", 
     expect(accepted.length, "no mutant passed the check: the fuzz tests only refusals").toBeGreaterThan(0);
     const { getLlama } = await import("node-llama-cpp");
     const llama = await getLlama({ gpu: false, build: "never" });
-    for (const path of accepted.slice(0, Number(process.env.FUZZ_LOADS ?? 3))) {
+    for (const path of accepted.slice(0, Number(process.env.FUZZ_LOADS ?? 10))) {
       // llama.cpp aborts the process on what it asserts: name the file first, so a crash says which.
       process.stderr.write(`loading ${path} in llama.cpp\n`);
       const model = await llama.loadModel({ modelPath: path }).catch((error: unknown) => {
