@@ -137,19 +137,24 @@ async function convert(input: string, options: ConvertCliOptions): Promise<void>
   }
   const { convertSource } = await import("../models/convert/source.js");
   const { createProgress } = await import("./progress.js");
+  const { toCliError: storeCliError } = await import("./model-store.js");
   const progress = createProgress({ title: "convert", unit: "bytes" });
   const started = performance.now();
   const result = await convertSource(input, resolve(options.out), {
     dtype: options.dtype as "f32" | "f16" | "q8_0",
     onProgress: ({ tensor, tensorIndex, tensorCount, bytesWritten, totalBytes }) =>
-      progress.update(`tensor ${tensorIndex + 1}/${tensorCount} ${tensor}`, bytesWritten, totalBytes),
+      progress.update(
+        tensorCount > 0 ? `tensor ${tensorIndex + 1}/${tensorCount} ${tensor}` : "converting",
+        bytesWritten,
+        totalBytes,
+      ),
   }).catch((error: unknown) => {
     progress.finish();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "EACCES" || code === "EISDIR" || code === "ENOSPC") {
       throw new CliError(`cannot write ${resolve(options.out)}: ${(error as Error).message}`, EXIT_FAILURE);
     }
-    throw toCliError(error);
+    throw storeCliError(error);
   });
   progress.finish();
   const seconds = (performance.now() - started) / 1000;

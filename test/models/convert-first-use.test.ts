@@ -2,6 +2,7 @@
 // served by the hub-compatible test server) pulls, converts once and serves; the conversion is
 // cached by (source commit, dtype) so the next pull makes no request, offline too; a local
 // checkpoint folder converts once per content. The pickle in the repo is never fetched.
+import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { readGguf } from "../../src/models/gguf.js";
 import { pullModel } from "../../src/models/store.js";
 import { writeGpt2Checkpoint } from "../support/convert/checkpoint.js";
 import { type HubServer, startHubServer } from "../support/hub-server.js";
-import { type ServeProcess, startServe } from "../support/serve-process.js";
+import { REPO_ROOT, type ServeProcess, startServe } from "../support/serve-process.js";
 import { isolatedEnv } from "./fixtures.js";
 
 const REPO = "openai-community/gpt2";
@@ -91,6 +92,24 @@ describe("convert on first use", () => {
     const changed = await pullModel(dir, { env });
     expect(changed.path).not.toBe(first.path);
     expect(changed.fromCache).toBe(false);
+  });
+
+  it("berth model convert hf://ORG/REPO --out FILE converts through the store", async () => {
+    const env = isolatedEnv(join(scratch, "d"), { HF_ENDPOINT: hub.url });
+    const out = join(scratch, "from-hub.gguf");
+    const child = spawn(
+      process.execPath,
+      ["bin/berth.js", "model", "convert", `hf://${REPO}`, "--out", out, "--dtype", "q8_0", "--json"],
+      { cwd: REPO_ROOT, env },
+    );
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ path: out, architecture: "gpt2", dtype: "q8_0" });
+    expect((await readGguf(out)).metadata.get("general.file_type")?.value).toBe(7);
   });
 
   it("berth serve --model hf://openai-community/gpt2 pulls, converts and serves /generate", async () => {
