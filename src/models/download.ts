@@ -86,7 +86,7 @@ export interface DownloadResult {
 const LOCK_STALE_MS = 60_000;
 const LOCK_HEARTBEAT_MS = 5_000;
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;

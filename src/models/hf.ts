@@ -12,6 +12,7 @@ import {
   type DownloadProgress,
   downloadFile,
   ensureDir,
+  exists,
   type RangeFetch,
 } from "./download.js";
 import { ModelSourceError } from "./errors.js";
@@ -79,16 +80,8 @@ export interface HfPulled {
   resumedFromBytes: number;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function listFiles(root: string, prefix = ""): Promise<string[]> {
+/** Every file below root, as slash-separated paths relative to it ([] when root is absent). */
+export async function listFiles(root: string, prefix = ""): Promise<string[]> {
   const files: string[] = [];
   let entries: import("node:fs").Dirent[];
   try {

@@ -15,7 +15,7 @@ import {
 } from "./convert/first-use.js";
 import { type DownloadProgress, downloadFile } from "./download.js";
 import { ModelError, ModelSourceError } from "./errors.js";
-import { hfHubCache, pullHf } from "./hf.js";
+import { hfHubCache, listFiles, pullHf } from "./hf.js";
 import { httpRangeFetch } from "./https.js";
 import { type HttpsSource, type ModelSource, parseModelSource } from "./sources.js";
 import { ensureTinyModel } from "./tiny.js";
@@ -143,7 +143,7 @@ export async function listCached(env: NodeJS.ProcessEnv = process.env): Promise<
       continue;
     }
     for (const commit of commits) {
-      for (const file of await listTree(join(snapshots, commit))) {
+      for (const file of await listFiles(join(snapshots, commit))) {
         if (!file.endsWith(".gguf")) continue;
         const path = join(snapshots, commit, file);
         if (known.has(path)) continue;
@@ -170,22 +170,6 @@ export async function listCached(env: NodeJS.ProcessEnv = process.env): Promise<
     }
   }
   return records.sort((a, b) => a.source.localeCompare(b.source));
-}
-
-async function listTree(root: string, prefix = ""): Promise<string[]> {
-  const out: string[] = [];
-  let entries: import("node:fs").Dirent[];
-  try {
-    entries = await readdir(join(root, prefix), { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const entry of entries) {
-    const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...(await listTree(root, path)));
-    else out.push(path);
-  }
-  return out;
 }
 
 /** Removes the pull record of a source and, when nothing else refers to it, its file. */
