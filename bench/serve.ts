@@ -4,17 +4,18 @@
 // Each (system, concurrency) runs in a fresh process with the same threads, slots = concurrency and
 // the same context per slot, so peak RSS is per run. Greedy, 128 new tokens, end-of-sequence ignored.
 // Smoke mode (`-- --smoke` or BENCH_SMOKE=1) uses the tiny model and tiny sizes, for CI.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, loadavg, totalmem } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { createLlamaEngine } from "../src/engine/llamacpp.js";
 import { engineProcessEnv } from "../src/engine/process.js";
 import { ensureTinyModel, type TinyDtype, type TinyShapeName } from "../src/models/tiny.js";
 import { berthHome } from "../src/util/home.js";
+import { type ColdStartOutcome, coldStartTable, measureColdStart, waitReady } from "./cold-start.js";
 import {
   asFailedRequest,
   FAILURE_TABLE_HEAD,
@@ -252,22 +253,6 @@ function cpuSecondsOf(pid: number | undefined): number {
   }
 }
 
-async function waitReady(pool: Pool, path: string, child: ChildProcess, deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode} before it was ready`);
-    try {
-      const { statusCode, body } = await pool.request({ path, method: "GET" });
-      await body.dump();
-      if (statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((done) => setTimeout(done, 200));
-  }
-  throw new Error(`not ready after ${deadlineMs / 1000}s`);
-}
-
 /** One streamed /v1/completions request; TTFT is the first event that carries text. */
 async function streamCompletion(
   pool: Pool,
@@ -337,7 +322,7 @@ async function runHttp(
   });
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency + 2 });
   try {
-    await waitReady(pool, target.readyPath, child, 180_000);
+    await waitReady(pool, target.readyPath, child, 180_000, 200);
     const models = await pool.request({ path: "/v1/models", method: "GET" });
     const listed = (await models.body.json()) as { data?: Array<{ id: string }> };
     const model = listed.data?.[0]?.id ?? "model";
@@ -609,7 +594,9 @@ async function main(argv: string[]): Promise<void> {
 
   const outcomes: RunOutcome[] = [];
   const allRuns: RunOutcome[] = [];
-  for (const concurrency of config.concurrency) {
+  // --cold-start-only: only the cold-start rows; --no-cold-start: only the throughput rows.
+  const coldStartOnly = argv.includes("--cold-start-only");
+  for (const concurrency of coldStartOnly ? [] : config.concurrency) {
     // Rounds alternate the systems, so a burst of load from elsewhere hits them alike; each system's
     // median round (by tok/s) is reported, every round is kept in the JSON.
     const rounds: RunOutcome[] = [];
@@ -626,8 +613,35 @@ async function main(argv: string[]): Promise<void> {
       outcomes.push(medianRound(rounds.filter((run) => run.system === system)));
   }
 
+  const coldRounds: ColdStartOutcome[] = [];
+  if (!argv.includes("--no-cold-start")) {
+    for (let round = 1; round <= config.repeat; round++) {
+      for (const system of config.systems) {
+        if (system === "bare") continue;
+        console.error(`  cold start: ${system}${config.repeat > 1 ? ` (round ${round})` : ""}`);
+        const unavailable =
+          system === "berth" ? berthUnavailable : llamaServer ? undefined : "llama-server not built";
+        if (unavailable) {
+          coldRounds.push({ system, unavailable });
+          continue;
+        }
+        const targetFor = (port: number) => {
+          if (system === "llama-server") return llamaServerTarget(llamaServer!, config, modelPath, port, 1);
+          // As a shell or an image without ENV starts it: bin/berth.js sizes the thread pool itself.
+          const { UV_THREADPOOL_SIZE: _, ...env } = process.env;
+          return { ...berthTarget(config, modelPath, port, 1), env: { ...env, BERTH_LOG_LEVEL: "info" } };
+        };
+        // Berth serves the file name without .gguf; llama-server answers to any name.
+        const model = basename(modelPath).replace(/\.gguf$/i, "");
+        coldRounds.push(await measureColdStart(system, targetFor, freePort, { model, prompt: promptFor(0) }));
+      }
+    }
+  }
+  const coldStart = coldStartTable(coldRounds, statSync(modelPath).size);
+
   const { table, targets } = markdown(config, outcomes);
   console.log(table);
+  if (coldRounds.length > 0) console.log(`\n${coldStart.lines.join("\n")}`);
   // Every round's failures, not only the median round's: a failure anywhere is reported.
   const withFailures = allRuns.filter((run) => isResult(run) && run.failures.length > 0) as RunResult[];
   if (withFailures.length > 0) {
@@ -659,6 +673,7 @@ async function main(argv: string[]): Promise<void> {
         llamaServer: llamaServer ?? null,
         results: outcomes,
         rounds: allRuns,
+        coldStart: { results: coldStart.results, rounds: coldRounds },
         targets,
       },
       null,
@@ -667,7 +682,11 @@ async function main(argv: string[]): Promise<void> {
   );
   console.error(`wrote ${file}`);
   const failed = outcomes.filter((outcome) => !isResult(outcome) && outcome.system === "bare");
-  if (failed.length > 0 || withFailures.length > 0) process.exitCode = 1;
+  // A built `berth serve` that cannot cold-start and answer is a failure of the run, as a bare one is.
+  const coldFailed = coldRounds.some(
+    (round) => round.system === "berth" && "unavailable" in round && !berthUnavailable,
+  );
+  if (failed.length > 0 || withFailures.length > 0 || coldFailed) process.exitCode = 1;
 }
 
 await main(process.argv.slice(2));
