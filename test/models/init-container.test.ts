@@ -3,7 +3,6 @@
 // test server pull a private model into the volume, and the server container's own command line
 // serves the file it is given. The volume is a temp dir standing in for /models (the mount point is
 // the only thing changed). A second pod sharing the cache claim downloads nothing.
-import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,8 +12,9 @@ import { stringify } from "yaml";
 import { MODEL_MOUNT, renderDeployment } from "../../src/k8s/render.js";
 import { checkModelFile } from "../../src/models/check.js";
 import { parseSpecText } from "../../src/spec/load.js";
+import { runBerth as run } from "../support/berth-cli.js";
 import { type HubServer, startHubServer } from "../support/hub-server.js";
-import { REPO_ROOT, type ServeProcess, startServe } from "../support/serve-process.js";
+import { type ServeProcess, startServe } from "../support/serve-process.js";
 import { isolatedEnv, makeHubFolder, PRIVATE_REPO, TOKEN } from "./fixtures.js";
 
 interface Container {
@@ -41,18 +41,6 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
   rmSync(scratch, { recursive: true, force: true });
 });
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/berth.js", ...args], { cwd: REPO_ROOT, env });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stderr }));
-  });
-}
 
 describe("the rendered init container, run as rendered", () => {
   const [deployment] = parseSpecText(`apiVersion: berth.dev/v1alpha1

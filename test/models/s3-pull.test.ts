@@ -1,7 +1,6 @@
 // s3:// pulls against a real S3-compatible server (s3proxy, started here on 127.0.0.1): credentials
 // from the environment and from AWS config files, resume after a cut connection (a relay injects
 // the cut), bad credentials and a missing key give clear errors and leave nothing in the cache.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,31 +11,12 @@ import { ModelSourceError } from "../../src/models/errors.js";
 import { pullS3 } from "../../src/models/s3.js";
 import { parseModelSource, type S3Source } from "../../src/models/sources.js";
 import { ensureTinyModel } from "../../src/models/tiny.js";
+import { runBerth as berth } from "../support/berth-cli.js";
 import { type CuttingRelay, startCuttingRelay } from "../support/cutting-relay.js";
 import { type S3TestServer, startS3Server } from "../support/s3-server.js";
-import { REPO_ROOT } from "../support/serve-process.js";
 import { isolatedEnv } from "./fixtures.js";
 
 const KEY = "gpt2/tiny-q8_0.gguf";
-
-function berth(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/berth.js", ...args], { cwd: REPO_ROOT, env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
