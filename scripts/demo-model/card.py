@@ -32,8 +32,9 @@ tags: [gpt2, berth, demo]
 
 The model `npm start` serves, so that a new user's first request gets English back instead of a
 random-weight model's gibberish. It is tiny and was trained for {m['train_seconds'] // 60} minutes on two
-shared CPU cores: it writes King-James-flavoured English that is grammatical in stretches and means
-little. It is a demo and a test fixture, not a language model to rely on.
+shared CPU cores: it writes words and phrases of the King James Bible, and greedy decoding soon
+falls into a loop ("and the LORD, and the LORD"). It is a demo and a test fixture that answers in
+English, not a language model to rely on.
 
 ## Model
 
@@ -78,12 +79,20 @@ Wall time: {m['train_seconds']} s on a 2-core machine shared with other work.
 | --- | --- | --- | --- |
 {evals}
 
+Rows before the last measure the first {h['eval_blocks']} held-out blocks only (to keep training fast); the last
+row measures every held-out token, so it is the one number to quote, not a step in the curve.
+
 **Held-out perplexity: {m['held_out_perplexity']}** (loss {m['held_out_loss']} nats per token, over every held-out token;
 mean training loss over the last 20 steps: {m['final_train_loss_mean_last_20']}).
 
 Greedy continuations by `transformers` (40 new tokens):
 
 {samples}
+
+llama.cpp runs it as it is: `scripts/demo-model/llama_cpp_convert.py` converts the checkpoint with
+llama.cpp's own `convert_hf_to_gguf.py` (naming the pre-tokenizer `gpt-2` after checking that it is
+GPT-2's), and `berth serve` on that file, like on Berth's own conversion, continues these prompts
+with the same greedy text.
 
 `training-log.csv` has the loss of every step; `training-metrics.json` everything above.
 

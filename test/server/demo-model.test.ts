@@ -17,7 +17,7 @@ const MODEL = "kjv-demo";
 const PROMPT = "And the LORD said";
 // A word the demo model's greedy continuation of PROMPT really contains (checked below, so a
 // retrained model that stops saying it fails loudly rather than passing vacuously).
-const STOP = " of";
+const STOP = " LORD,";
 
 let work: string;
 let server: ServeProcess;
