@@ -61,8 +61,8 @@ export function register(program: Command): void {
     )
     .option(
       "--log-format <format>",
-      "auto (human lines on a terminal, JSON lines otherwise), pretty, json or ecs (Elastic Common Schema)",
-      "auto",
+      "auto (human lines on a terminal, JSON lines otherwise), pretty, json or ecs (Elastic Common Schema); default $BERTH_LOG_FORMAT or auto",
+      process.env.BERTH_LOG_FORMAT ?? "auto",
     )
     .action(async (flags: ServeFlags) => {
       // Cold-start phases (node boot, CLI, model check, imports, engine, model load, ready), logged

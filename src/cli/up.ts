@@ -56,6 +56,8 @@ export function register(program: Command): void {
         import("../gateway/errors.js"),
       ]);
       const logger = createLogger({ name: "berth-up" }, live ? process.stdout : process.stderr, format);
+      // Replicas inherit BERTH_LOG_* (src/runtime/local.ts): with ecs, their log files are ECS too.
+      if (format === "ecs") process.env.BERTH_LOG_FORMAT = "ecs";
       // Before anything else is printed: log lines from startup already go below the view.
       let stopping = false;
       let prometheus: PrometheusSetup | undefined;

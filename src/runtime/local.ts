@@ -565,7 +565,12 @@ function urlOfLogLine(line: string): string | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
     const record = JSON.parse(line) as { url?: unknown };
-    return typeof record.url === "string" && /^https?:\/\//.test(record.url) ? record.url : undefined;
+    // `url`, or `url.full` when the replica writes Elastic Common Schema (--log-format ecs).
+    const url =
+      typeof record.url === "object" && record.url !== null
+        ? (record.url as { full?: unknown }).full
+        : record.url;
+    return typeof url === "string" && /^https?:\/\//.test(url) ? url : undefined;
   } catch {
     return undefined;
   }

@@ -20,6 +20,81 @@ export const REDACT_PATHS = [
   "*.apiKey",
 ];
 
+// ECS top-level fields that are objects: a plain value under one of these names would make
+// Elasticsearch reject the document (mapping conflict), so such values move to where ECS wants them.
+const ECS_OBJECT_FIELDS = new Set([
+  "agent",
+  "client",
+  "cloud",
+  "container",
+  "destination",
+  "dns",
+  "email",
+  "error",
+  "event",
+  "file",
+  "group",
+  "host",
+  "http",
+  "log",
+  "network",
+  "observer",
+  "orchestrator",
+  "organization",
+  "package",
+  "process",
+  "related",
+  "rule",
+  "server",
+  "service",
+  "source",
+  "span",
+  "threat",
+  "tls",
+  "trace",
+  "transaction",
+  "url",
+  "user",
+  "user_agent",
+]);
+const ECS_RENAMES: Record<string, [string, string]> = {
+  url: ["url", "full"],
+  event: ["event", "action"],
+  file: ["file", "path"],
+};
+
+/** Berth's log fields made ECS-safe: url → url.full, event → event.action, file → file.path, other clashes → berth.*. */
+export function ecsSafeFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const berth: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (!ECS_OBJECT_FIELDS.has(key) || (typeof value === "object" && value !== null)) {
+      out[key] = value;
+      continue;
+    }
+    const rename = ECS_RENAMES[key];
+    if (rename) out[rename[0]] = { [rename[1]]: value };
+    else berth[key] = value;
+  }
+  if (Object.keys(berth).length > 0) out.berth = berth;
+  return out;
+}
+
+function ecsOptions(): LoggerOptions {
+  const ecs = ecsFormat({ convertErr: true, apmIntegration: false, serviceName: "berth" });
+  const ecsLog = ecs.formatters?.log;
+  return {
+    ...ecs,
+    formatters: {
+      ...ecs.formatters,
+      log: (fields) => {
+        const safe = ecsSafeFields(fields);
+        return ecsLog ? ecsLog(safe) : safe;
+      },
+    },
+  };
+}
+
 /** `--log-format`: auto is human lines on a terminal, JSON lines otherwise. Undefined: not a format. */
 export function resolveLogFormat(value: string, isTty: boolean): LogFormat | undefined {
   if (!(LOG_FORMATS as readonly string[]).includes(value)) return undefined;
@@ -35,7 +110,7 @@ export function createLogger(
   const base: LoggerOptions = {
     level: process.env.BERTH_LOG_LEVEL ?? "info",
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-    ...(format === "ecs" ? ecsFormat({ convertErr: true, apmIntegration: false, serviceName: "berth" }) : {}),
+    ...(format === "ecs" ? ecsOptions() : {}),
     ...options,
   };
   if (format === "pretty") {

@@ -195,9 +195,14 @@ describe("berth up --log-format ecs, and one request followed through gateway an
         .map((line) => line.replace(/^\[[^\]]+\] /, ""))
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
-      return lines.find((line) => line.reqId === requestId && line.msg === "request completed");
+      return lines.find((line) => line.reqId === requestId && line.message === "request completed");
     });
-    expect(replicaLine).toMatchObject({ trace: { id: traceId }, status: 200 });
+    // The replicas of an ECS berth up write ECS as well.
+    expect(replicaLine).toMatchObject({
+      "ecs.version": expect.any(String),
+      trace: { id: traceId },
+      status: 200,
+    });
     expect((replicaLine.span as { id: string }).id).not.toBe(gatewaySpan);
 
     // Without a traceparent, the gateway starts a trace and the replica logs the same one.
