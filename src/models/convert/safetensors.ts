@@ -4,6 +4,7 @@
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ModelError } from "../errors.js";
+import { float16BitsToFloat32 } from "../tensor-types.js";
 
 /** The element types the converter reads; others are refused when a tensor of that type is used. */
 export const READABLE_DTYPES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -259,19 +260,7 @@ let halfTable: Float32Array | undefined;
 function halfToFloatTable(): Float32Array {
   if (halfTable) return halfTable;
   const table = new Float32Array(65536);
-  for (let bits = 0; bits < 65536; bits++) {
-    const sign = bits & 0x8000 ? -1 : 1;
-    const exponent = (bits >>> 10) & 0x1f;
-    const mantissa = bits & 0x3ff;
-    table[bits] =
-      exponent === 0
-        ? sign * mantissa * 2 ** -24
-        : exponent === 0x1f
-          ? mantissa !== 0
-            ? Number.NaN
-            : sign * Number.POSITIVE_INFINITY
-          : sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-  }
+  for (let bits = 0; bits < 65536; bits++) table[bits] = float16BitsToFloat32(bits);
   halfTable = table;
   return table;
 }
