@@ -103,6 +103,42 @@ describe("berth model pull|ls|path|rm", () => {
     expect(bad.stderr).toMatch(/^berth: hf:\/\/just-a-name: "just-a-name" names no repository .*\n$/);
   });
 
+  test("a pull killed mid-download leaves no file that looks done; the next one takes its lock and resumes", async () => {
+    const file = (await hub.repo(GGUF_REPO)).files.find((f) => f.path === "tiny-gpt2-F16.gguf");
+    if (!file) throw new Error("fixture");
+    hub.setFaults([{ kind: "slow", file: file.path, bytesPerSecond: 2 * 1024 * 1024, times: 1 }]);
+    const env = isolatedEnv(join(scratch, "d"), { HF_ENDPOINT: hub.url });
+    const storage = join(env.HF_HOME as string, "hub", "models--berth-test--tiny-gpt2-GGUF");
+    const child = spawn(process.execPath, ["bin/berth.js", "model", "pull", `hf://${GGUF_REPO}:F16`], {
+      env,
+    });
+    // Killed once some bytes are on disk (it prints progress lines as it goes).
+    await new Promise<void>((resolve) => {
+      child.stderr.on("data", (chunk: Buffer) => {
+        if (/\b[1-9]0% of/.test(chunk.toString())) resolve();
+      });
+    });
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("close", resolve));
+    const { existsSync, readdirSync } = await import("node:fs");
+    expect(readdirSync(join(storage, "blobs"))).toEqual([`${file.sha256}.incomplete`]);
+    expect(existsSync(join(storage, "snapshots"))).toBe(false);
+    // The killed process's lock is still there; its owner is gone, so it is stale.
+    expect(
+      readdirSync(join(env.HF_HOME as string, "hub", ".locks", "models--berth-test--tiny-gpt2-GGUF")),
+    ).toEqual([`${file.sha256}.berth.lock`]);
+    hub.setFaults([]);
+    const first = hub.requests.length;
+    const again = await berth(["model", "pull", `hf://${GGUF_REPO}:F16`, "--json"], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ sha256: file.sha256, fromCache: false });
+    const resumed = hub.requests
+      .slice(first)
+      .filter((r) => r.method === "GET" && r.path.includes(file.sha256) && r.range !== "bytes=0-0");
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]?.range).toMatch(/^bytes=[1-9]\d*-$/);
+  });
+
   test("two processes pulling one model download it once", async () => {
     const file = (await hub.repo(GGUF_REPO)).files.find((f) => f.path === "tiny-gpt2-F16.gguf");
     if (!file) throw new Error("fixture");
