@@ -11,7 +11,6 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
   S3Client,
-  S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { type DownloadProgress, downloadFile, TransientError } from "./download.js";
 import { ModelSourceError } from "./errors.js";
@@ -87,8 +86,22 @@ export async function headS3Object(
       `${source.uri}: the server sent no ${head.ETag === undefined ? "ETag" : "Content-Length"} for the object`,
     );
   }
+  return objectInfoFrom({ ...head, ContentLength: head.ContentLength, ETag: head.ETag });
+}
+
+/**
+ * What a HeadObject answer says about the whole object (pure). Only a full-object SHA-256 is the
+ * file's: a multipart upload's is a checksum of part checksums ("…-N", type COMPOSITE). Only a
+ * single-part ETag (32 hex digits, no "-N") is the file's MD5.
+ */
+export function objectInfoFrom(head: {
+  ContentLength: number;
+  ETag: string;
+  ChecksumSHA256?: string | undefined;
+  ChecksumType?: string | undefined;
+  LastModified?: Date | undefined;
+}): S3ObjectInfo {
   const info: S3ObjectInfo = { size: head.ContentLength, etag: head.ETag };
-  // A multipart upload's checksum is a checksum of part checksums ("…-N", type COMPOSITE): not the file's.
   const sha = head.ChecksumSHA256;
   if (sha && !/-\d+$/.test(sha) && (head.ChecksumType ?? "FULL_OBJECT") === "FULL_OBJECT") {
     const hex = hexFromBase64(sha);
@@ -198,7 +211,11 @@ export function s3Error(source: S3Source, settings: S3Settings, error: unknown):
     status === 401 ||
     status === 403
   ) {
-    const why = name && !/^\d+$/.test(name) && name !== "Forbidden" ? name : `HTTP ${status ?? 403}`;
+    // A HEAD answer has no body: the SDK names a bare 403 "Unknown" or "Forbidden"; the status says more.
+    const why =
+      name && !/^\d+$/.test(name) && !["Forbidden", "Unknown"].includes(name)
+        ? name
+        : `HTTP ${status ?? 403}`;
     return new ModelSourceError(
       "BERTH_MODEL_SOURCE_UNAUTHORIZED",
       `${source.uri}: ${where(settings)} refused the credentials from ${settings.credentialsFrom} (${why})`,
@@ -228,7 +245,7 @@ export function s3Error(source: S3Source, settings: S3Settings, error: unknown):
       `${source.uri}: cannot reach ${where(settings)} (${code || name})`,
     );
   }
-  const label = error instanceof S3ServiceException ? `${name}${status ? `, HTTP ${status}` : ""}` : name;
+  const label = `${name}${status ? `, HTTP ${status}` : ""}`;
   return new ModelSourceError(
     "BERTH_MODEL_DOWNLOAD_FAILED",
     `${source.uri}: ${where(settings)} failed${label ? ` (${label})` : ""}: ${detail}`,
