@@ -3,7 +3,7 @@
 // cached by (source commit, dtype) so the next pull makes no request, offline too; a local
 // checkpoint folder converts once per content. The pickle in the repo is never fetched.
 import { spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { pullModel } from "../../src/models/store.js";
 import { writeGpt2Checkpoint } from "../support/convert/checkpoint.js";
 import { type HubServer, startHubServer } from "../support/hub-server.js";
 import { REPO_ROOT, type ServeProcess, startServe } from "../support/serve-process.js";
+import { type BerthUp, startBerthUp } from "../up/harness.js";
 import { isolatedEnv } from "./fixtures.js";
 
 const REPO = "openai-community/gpt2";
@@ -20,6 +21,7 @@ let root: string;
 let scratch: string;
 let hub: HubServer;
 let served: ServeProcess | undefined;
+let up: BerthUp | undefined;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "berth-hub-convert-"));
@@ -32,7 +34,8 @@ beforeAll(async () => {
     (tensors) => {
       for (const block of [0, 1]) tensors[`h.${block}.attn.bias`] = { shape: [1, 1, 64, 64] };
     },
-    { n_ctx: 64 },
+    // The real gpt2's context, so the seed spec's contextSize 1024 fits.
+    { n_ctx: 1024, n_positions: 1024 },
     "",
   );
   writeFileSync(
@@ -45,6 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   served?.kill();
+  await up?.cleanup();
   await hub?.close();
   rmSync(root, { recursive: true, force: true });
   rmSync(scratch, { recursive: true, force: true });
@@ -63,7 +67,7 @@ describe("convert on first use", () => {
     expect(phases.has("convert")).toBe(true);
     const file = await readGguf(first.path);
     expect(file.metadata.get("general.architecture")?.value).toBe("gpt2");
-    expect(file.metadata.get("gpt2.context_length")?.value).toBe(64);
+    expect(file.metadata.get("gpt2.context_length")?.value).toBe(1024);
     expect(hub.requests.some((request) => request.path.includes("pytorch_model.bin"))).toBe(false);
 
     const before = hub.requests.length;
@@ -129,5 +133,24 @@ describe("convert on first use", () => {
     const body = (await response.json()) as { generated_text: string };
     expect(typeof body.generated_text).toBe("string");
     expect(body.generated_text.startsWith("Hello world")).toBe(true);
+  });
+
+  it("berth up -f examples/seed-gpt2/berth.yaml (hub served locally) pulls, converts and serves", async () => {
+    const seed = readFileSync(join(REPO_ROOT, "examples", "seed-gpt2", "berth.yaml"), "utf8");
+    expect(seed).toContain("source: hf://openai-community/gpt2");
+    up = await startBerthUp(seed, [], {
+      HF_ENDPOINT: hub.url,
+      HF_HOME: join(scratch, "up-hf"),
+      HF_HUB_CACHE: join(scratch, "up-hf", "hub"),
+    });
+    await up.waitForStatus("both seed replicas ready", (status) => status.models[0]?.ready === 2, 240_000);
+    const response = await fetch(`${up.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt2", prompt: "Hello world", max_tokens: 4 }),
+    });
+    expect(response.status).toBe(200);
+    expect(up.stderr()).toContain("pull hf://openai-community/gpt2");
+    expect(await up.stop()).toBe(0);
   });
 });

@@ -30,10 +30,10 @@ export const VOCAB = 50257;
 export const EMBD = 32;
 export const LAYERS = 2;
 
-export function gpt2Tensors(prefix = "transformer."): Tensors {
+export function gpt2Tensors(prefix = "transformer.", positions = 64): Tensors {
   const tensors: Tensors = {
     [`${prefix}wte.weight`]: { shape: [VOCAB, EMBD] },
-    [`${prefix}wpe.weight`]: { shape: [64, EMBD] },
+    [`${prefix}wpe.weight`]: { shape: [positions, EMBD] },
     [`${prefix}ln_f.weight`]: { shape: [EMBD] },
     [`${prefix}ln_f.bias`]: { shape: [EMBD] },
   };
@@ -66,7 +66,7 @@ export function writeGpt2Checkpoint(
   prefix = "transformer.",
 ): string {
   mkdirSync(dir, { recursive: true });
-  const tensors = gpt2Tensors(prefix);
+  const tensors = gpt2Tensors(prefix, Number(config.n_positions ?? 64));
   edit?.(tensors);
   writeFileSync(join(dir, "model.safetensors"), safetensorsBytes(tensors));
   writeFileSync(
