@@ -112,15 +112,22 @@ describe("berth model pull|ls|path|rm", () => {
     const child = spawn(process.execPath, ["bin/berth.js", "model", "pull", `hf://${GGUF_REPO}:F16`], {
       env,
     });
-    // Killed once some bytes are on disk (it prints progress lines as it goes).
+    // Killed once it reports progress AND bytes are on disk: a progress line counts bytes received,
+    // which may still sit in the write stream's buffer, so the file itself is the condition.
     await new Promise<void>((resolve) => {
       child.stderr.on("data", (chunk: Buffer) => {
         if (/\b[1-9]0% of/.test(chunk.toString())) resolve();
       });
     });
+    const partial = join(storage, "blobs", `${file.sha256}.incomplete`);
+    const { existsSync, readdirSync, statSync } = await import("node:fs");
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(partial) && statSync(partial).size > 0)) {
+      if (Date.now() > deadline) throw new Error(`no bytes in ${partial} after a progress line`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("close", resolve));
-    const { existsSync, readdirSync } = await import("node:fs");
     expect(readdirSync(join(storage, "blobs"))).toEqual([`${file.sha256}.incomplete`]);
     expect(existsSync(join(storage, "snapshots"))).toBe(false);
     // The killed process's lock is still there; its owner is gone, so it is stale.
