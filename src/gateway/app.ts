@@ -23,6 +23,7 @@ import { acceptsMediaType, mediaTypeOf, unsupportedMediaTypeMessage } from "../s
 import type { Logger } from "../util/log.js";
 import { formatTraceparent, traceContextFor, traceLogFields } from "../util/trace.js";
 import { bearerToken, defaultKeySourceContext, type KeySourceContext } from "./auth.js";
+import { trackConnections } from "./connections.js";
 import { type ConsoleSource, registerConsoleApi } from "./console.js";
 import type { UpstreamDirectory } from "./directory.js";
 import { errorBody, errorHeaders, GatewayError } from "./errors.js";
@@ -65,6 +66,8 @@ export interface GatewayOptions {
   probeTimeoutMs?: number;
   /** On close, requests in flight get this long to finish before their connections are cut. Default 30 s. */
   shutdownGraceMs?: number;
+  /** On close, a client connection idle this long is closed (see ./connections.ts). Default 1 s. */
+  idleLingerMs?: number;
   /** Serve the dashboard at GET / (default true). */
   dashboard?: boolean;
   /** Keep a short history of load per model for the console's charts (sampled while listening). Default off. */
@@ -173,9 +176,11 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
       const incoming = req.headers["x-request-id"];
       return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
-    // Requests in flight (long generations) finish on close; idle keep-alive sockets do not hold it up.
-    forceCloseConnections: "idle",
+    // close() drains connections itself (./connections.ts); by the time Fastify closes, none is left
+    // but those the grace period cuts.
+    forceCloseConnections: false,
   });
+  const connections = trackConnections(app.server);
 
   // Bodies stay bytes: the proxy forwards them untouched and reads only the fields it needs.
   app.removeAllContentTypeParsers();
@@ -546,6 +551,7 @@ export async function buildGateway(options: GatewayOptions): Promise<Gateway> {
         app.server.closeAllConnections();
       }, options.shutdownGraceMs ?? 30_000);
       try {
+        await connections.drain(options.idleLingerMs);
         await app.close();
       } finally {
         clearTimeout(grace);
