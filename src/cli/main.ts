@@ -26,6 +26,7 @@ const COMMAND_MODULES: Record<string, () => Promise<{ register: Registrar }>> = 
   scale: () => import("./scale.js"),
   apply: () => import("./apply.js"),
   down: () => import("./down.js"),
+  operator: () => import("./operator.js"),
 };
 
 export async function buildProgram(commandName?: string): Promise<Command> {

@@ -27,6 +27,8 @@ export interface ApplyOptions {
   forceConflicts?: boolean;
   /** Models applied at the same time (each model's objects go in order). */
   concurrency?: number;
+  /** The server-side apply field manager (default "berth"; the operator applies as "berth-operator"). */
+  fieldManager?: string;
   onProgress?: (line: string) => void;
 }
 
@@ -227,7 +229,7 @@ async function applyOne(
       method: "PATCH",
       path,
       query: {
-        fieldManager: FIELD_MANAGER,
+        fieldManager: options.fieldManager ?? FIELD_MANAGER,
         force: String(force),
         fieldValidation: "Strict",
         dryRun: options.dryRun ? "All" : undefined,
