@@ -103,6 +103,12 @@ const replicasSchema = z.strictObject({
    * Deployment's `replicas` beside an HPA). Default: min, or 1 when min is 0.
    */
   initial: z.number().int().min(0).max(1000).optional(),
+  /**
+   * Replicas asked for by `kubectl scale`, an HPA or `berth scale` (the CRD's scale subresource
+   * writes it). With autoscaling on it is a floor for Berth's autoscaler (like local `berth scale N`);
+   * without it, the exact count.
+   */
+  desired: z.number().int().min(0).max(1000).optional(),
 });
 
 const autoscalingSchema = z.strictObject({
@@ -209,13 +215,15 @@ export const modelDeploymentSpecSchema = z
         message: `must be ≥ spec.replicas.min (${spec.replicas.min})`,
       });
     }
-    const initial = spec.replicas.initial;
-    if (initial !== undefined && (initial < spec.replicas.min || initial > spec.replicas.max)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["replicas", "initial"],
-        message: `must be between spec.replicas.min (${spec.replicas.min}) and spec.replicas.max (${spec.replicas.max})`,
-      });
+    for (const field of ["initial", "desired"] as const) {
+      const count = spec.replicas[field];
+      if (count !== undefined && (count < spec.replicas.min || count > spec.replicas.max)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["replicas", field],
+          message: `must be between spec.replicas.min (${spec.replicas.min}) and spec.replicas.max (${spec.replicas.max})`,
+        });
+      }
     }
     if (spec.model.cache !== undefined && spec.kubernetes.modelVolumeClaim !== undefined) {
       ctx.addIssue({
@@ -250,9 +258,13 @@ export type ModelDeployment = z.output<typeof modelDeploymentSchema>;
 export type ModelDeploymentInput = z.input<typeof modelDeploymentSchema>;
 export type ModelDeploymentSpec = ModelDeployment["spec"];
 
-/** Replicas to run before any load is seen: replicas.initial, else min, else 1 (min 0). */
+/** Replicas to run before any load is seen: replicas.desired, else initial, else min, else 1 (min 0). */
 export function initialReplicas(spec: Pick<ModelDeploymentSpec, "replicas">): number {
-  return spec.replicas.initial ?? Math.min(spec.replicas.max, Math.max(spec.replicas.min, 1));
+  return (
+    spec.replicas.desired ??
+    spec.replicas.initial ??
+    Math.min(spec.replicas.max, Math.max(spec.replicas.min, 1))
+  );
 }
 
 /** The name clients use in the `model` field. */
