@@ -107,7 +107,7 @@ async function list(options: { json?: boolean }): Promise<void> {
     return;
   }
   if (records.length === 0) {
-    const where = cacheLocations();
+    const where = await cacheLocations();
     process.stdout.write(`no models cached (Berth: ${where.berth}, Hugging Face: ${where.huggingFace})\n`);
     return;
   }

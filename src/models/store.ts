@@ -6,19 +6,17 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "nod
 import { isAbsolute, join, resolve } from "node:path";
 import { modelCacheDir } from "../util/home.js";
 import { checkModelFile } from "./check.js";
-import {
-  convertFolder,
-  convertHfCheckpoint,
-  type FirstUseOptions,
-  findConvertedHf,
-  isCheckpointFolder,
-} from "./convert/first-use.js";
-import { type DownloadProgress, downloadFile } from "./download.js";
+import { checkModelFileOnce, recordCheckedModel } from "./check-record.js";
+import type { FirstUseOptions } from "./convert/first-use.js";
+import type { DownloadProgress } from "./download.js";
 import { ModelError, ModelSourceError } from "./errors.js";
-import { hfHubCache, listFiles, pullHf } from "./hf.js";
-import { httpRangeFetch } from "./https.js";
 import { type HttpsSource, type ModelSource, parseModelSource } from "./sources.js";
-import { ensureTinyModel } from "./tiny.js";
+
+// The code of each source kind (the hub client, undici, the downloader, the converter, the tiny
+// model writers: ~230 CPU ms of imports) is imported when a pull needs it, so that `berth serve` of a
+// local file, every replica's cold start, loads none of it.
+const firstUse = () => import("./convert/first-use.js");
+const hf = () => import("./hf.js");
 
 export interface PullProgress extends DownloadProgress {
   phase: "resolve" | "download" | "check" | "convert";
@@ -126,6 +124,7 @@ export async function listPulled(env: NodeJS.ProcessEnv = process.env): Promise<
 export async function listCached(env: NodeJS.ProcessEnv = process.env): Promise<PullRecord[]> {
   const records = await listPulled(env);
   const known = new Set(records.map((record) => record.path));
+  const { hfHubCache, listFiles } = await hf();
   const cacheDir = hfHubCache(env);
   let repos: string[];
   try {
@@ -277,6 +276,10 @@ async function pullHttps(source: HttpsSource, options: PullOptions, env: NodeJS.
   const target = join(modelCacheDir(env), "https", key, source.fileName);
   await assertCachedWhenOffline(options, source.uri, target);
   const onProgress = downloadProgress(options);
+  const [{ downloadFile }, { httpRangeFetch }] = await Promise.all([
+    import("./download.js"),
+    import("./https.js"),
+  ]);
   const result = await downloadFile({
     source: source.uri,
     target,
@@ -319,6 +322,7 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
   let checkedOnDownload = false;
   switch (parsed.kind) {
     case "tiny": {
+      const { ensureTinyModel } = await import("./tiny.js");
       const path = await ensureTinyModel({
         shape: parsed.shape,
         dtype: parsed.dtype,
@@ -331,26 +335,26 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
       const path = isAbsolute(parsed.path)
         ? parsed.path
         : resolve(options.baseDir ?? process.cwd(), parsed.path);
+      const info = await stat(path).catch(() => undefined);
       // A Hugging Face checkpoint folder: converted once per content and dtype (E3's converter).
-      if (await isCheckpointFolder(path)) {
-        const converted = await convertFolder(path, firstUseOptions(options, env, source));
-        pulled = {
-          path: converted.path,
-          source,
-          kind: "file",
-          sizeBytes: converted.sizeBytes,
-          fromCache: converted.fromCache,
-        };
-        break;
+      if (info?.isDirectory()) {
+        const { convertFolder, isCheckpointFolder } = await firstUse();
+        if (await isCheckpointFolder(path)) {
+          const converted = await convertFolder(path, firstUseOptions(options, env, source));
+          pulled = {
+            path: converted.path,
+            source,
+            kind: "file",
+            sizeBytes: converted.sizeBytes,
+            fromCache: converted.fromCache,
+          };
+          break;
+        }
       }
-      let size: number;
-      try {
-        const info = await stat(path);
-        if (!info.isFile()) throw new Error("not a file");
-        size = info.size;
-      } catch {
+      if (!info?.isFile()) {
         throw new ModelSourceError("BERTH_MODEL_SOURCE_NOT_FOUND", `${source}: no model file at ${path}`);
       }
+      const size = info.size;
       pulled = { path, source, kind: "file", sizeBytes: size, fromCache: true };
       break;
     }
@@ -393,6 +397,7 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
       break;
     }
     case "hf": {
+      const [{ pullHf }, { convertHfCheckpoint, findConvertedHf }] = await Promise.all([hf(), firstUse()]);
       const onProgress = downloadProgress(options);
       const hfContext = {
         env: options.offline ? { ...env, HF_HUB_OFFLINE: "1" } : env,
@@ -444,15 +449,20 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
   }
   // Every path handed out passes the check: fresh downloads were checked before the rename
   // (verify); anything else (cached, converted, local) is checked here.
-  if (!checkedOnDownload) {
+  if (checkedOnDownload) {
+    await recordCheckedModel(pulled.path, env);
+  } else {
     options.onProgress?.({ phase: "check", source, receivedBytes: 0, resumedFromBytes: 0 });
-    await checkModelFile(pulled.path);
+    await checkModelFileOnce(pulled.path, env);
   }
   if (pulled.kind !== "tiny") await writeRecord(env, pulled).catch(() => undefined);
   return pulled;
 }
 
 /** Where the caches are, for `berth model ls` and the README. */
-export function cacheLocations(env: NodeJS.ProcessEnv = process.env): { berth: string; huggingFace: string } {
+export async function cacheLocations(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ berth: string; huggingFace: string }> {
+  const { hfHubCache } = await hf();
   return { berth: modelCacheDir(env), huggingFace: hfHubCache(env) };
 }
