@@ -1,4 +1,5 @@
-// chooseSlot: lowest free slot by default, a long shared prefix wins, one prompt token always left.
+// chooseSlot: a long shared prefix wins, else the lowest empty slot, else the least-recently-used one;
+// one prompt token always left.
 import { describe, expect, it } from "vitest";
 import { chooseSlot, commonPrefixLength } from "./slots.js";
 
@@ -16,20 +17,56 @@ describe("chooseSlot", () => {
       expected: { index: 2, reusedTokens: 0 },
     },
     {
-      name: "lowest slot keeps its own short prefix",
+      name: "no long prefix, nothing empty: the least-recently-used slot, keeping its own short prefix",
       free: [
-        { index: 1, tokens: prompt.slice(0, 3) },
-        { index: 4, tokens: prompt.slice(0, 10) },
+        { index: 1, tokens: prompt.slice(0, 10), lastUsed: 9 },
+        { index: 4, tokens: prompt.slice(0, 3), lastUsed: 2 },
+        { index: 6, tokens: [1, 2, 3], lastUsed: 5 },
       ],
-      expected: { index: 1, reusedTokens: 3 },
+      expected: { index: 4, reusedTokens: 3 },
     },
     {
-      name: "a long prefix elsewhere beats the lowest slot",
+      name: "no long prefix: an empty slot before evicting any cache",
+      free: [
+        { index: 0, tokens: [1, 2, 3], lastUsed: 1 },
+        { index: 5, tokens: [] },
+        { index: 3, tokens: [] },
+      ],
+      expected: { index: 3, reusedTokens: 0 },
+    },
+    {
+      name: "least-recently-used ties (never used): the lower slot",
+      free: [
+        { index: 2, tokens: [7] },
+        { index: 1, tokens: [8] },
+      ],
+      expected: { index: 1, reusedTokens: 0 },
+    },
+    {
+      name: "a prefix one token short of minReuse does not move the request",
+      free: [
+        { index: 0, tokens: [] },
+        { index: 3, tokens: prompt.slice(0, 15), lastUsed: 4 },
+      ],
+      expected: { index: 0, reusedTokens: 0 },
+    },
+    {
+      name: "a long prefix beats an empty slot and an older one",
       free: [
         { index: 1, tokens: [] },
-        { index: 6, tokens: [...prompt.slice(0, 30), 9, 9] },
+        { index: 2, tokens: [5, 5], lastUsed: 1 },
+        { index: 6, tokens: [...prompt.slice(0, 30), 9, 9], lastUsed: 8 },
       ],
       expected: { index: 6, reusedTokens: 30 },
+    },
+    {
+      name: "the longest of several long prefixes",
+      free: [
+        { index: 0, tokens: prompt.slice(0, 20), lastUsed: 1 },
+        { index: 1, tokens: prompt.slice(0, 35), lastUsed: 2 },
+        { index: 2, tokens: prompt.slice(0, 25), lastUsed: 3 },
+      ],
+      expected: { index: 1, reusedTokens: 35 },
     },
     {
       name: "equal long prefixes: the lower slot",

@@ -6,6 +6,8 @@ export interface FreeSlot {
   index: number;
   /** Tokens whose KV cache the slot still holds from its previous request. */
   tokens: readonly number[];
+  /** When the slot last took a request (any increasing count); 0 = never. Default 0. */
+  lastUsed?: number;
 }
 
 export interface SlotChoice {
@@ -14,7 +16,7 @@ export interface SlotChoice {
   reusedTokens: number;
 }
 
-/** Prefixes shorter than this are not worth leaving the lowest free slot for (see chooseSlot). */
+/** Prefixes shorter than this are not worth leaving an empty or least-recently-used slot for. */
 export const DEFAULT_MIN_PREFIX_REUSE = 16;
 
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
@@ -25,37 +27,53 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
 }
 
 /**
- * Picks a slot for `prompt` among `free` (in any order); undefined when none is free.
+ * Picks a slot for `prompt` among `free` (in any order); undefined when none is free. In order:
  *
- * The lowest free slot keeps the running batch dense: llama.cpp runs one forward pass only over
- * ascending, consecutive sequence ids, so a hole below a busy slot splits every decode until it is
- * filled (measured: 8 sequences 19 ms, with one hole 26 ms a step). Reusing a cached prefix of k
- * tokens instead saves evaluating k tokens once (~1.3 ms a token for GPT-2 small on 2 cores). So a
- * slot other than the lowest wins only when its shared prefix is long (≥ minReuse tokens, i.e. a
- * multi-turn chat or a shared system prompt), where the saving outweighs a hole that the next
- * arrival fills anyway. The lowest free slot's own shared prefix, if any, is always reused.
+ * 1. The slot whose cached prefix is the longest match, when it is at least `minReuse` tokens (a
+ *    multi-turn chat's earlier turns, a shared system prompt): those tokens are not evaluated again.
+ * 2. Else the lowest empty slot (cache empty: never used, or cleared after a failure): it evicts
+ *    nothing, and the lowest keeps the running batch dense (llama.cpp runs one forward pass only over
+ *    ascending, consecutive sequence ids; a hole below a busy slot splits every decode: 8 sequences
+ *    19 ms a step, with one hole 26 ms).
+ * 3. Else the least-recently-used slot: its cached prefix is the one least likely to be asked for
+ *    again, so the caches of the conversations that are still going survive (taking the lowest
+ *    slot instead evicted the same slot's cache over and over, and with it every other session's
+ *    next turn).
  *
- * At least one prompt token is always left to evaluate: its logits give the first new token.
+ * The chosen slot's own shared prefix is always reused, however short. At least one prompt token is
+ * always left to evaluate: its logits give the first new token.
  */
 export function chooseSlot(
   free: readonly FreeSlot[],
   prompt: readonly number[],
   minReuse = DEFAULT_MIN_PREFIX_REUSE,
 ): SlotChoice | undefined {
-  let lowest: SlotChoice | undefined;
-  let best: SlotChoice | undefined;
+  let longest: { slot: FreeSlot; reused: number } | undefined;
+  let lowestEmpty: FreeSlot | undefined;
+  let leastRecent: FreeSlot | undefined;
   for (const slot of free) {
-    const reusedTokens = Math.min(commonPrefixLength(slot.tokens, prompt), prompt.length - 1);
-    const choice = { index: slot.index, reusedTokens: Math.max(0, reusedTokens) };
-    if (lowest === undefined || choice.index < lowest.index) lowest = choice;
+    const reused = reusable(slot, prompt);
     if (
-      best === undefined ||
-      choice.reusedTokens > best.reusedTokens ||
-      (choice.reusedTokens === best.reusedTokens && choice.index < best.index)
-    ) {
-      best = choice;
-    }
+      longest === undefined ||
+      reused > longest.reused ||
+      (reused === longest.reused && slot.index < longest.slot.index)
+    )
+      longest = { slot, reused };
+    if (slot.tokens.length === 0 && (lowestEmpty === undefined || slot.index < lowestEmpty.index))
+      lowestEmpty = slot;
+    if (leastRecent === undefined || olderThan(slot, leastRecent)) leastRecent = slot;
   }
-  if (lowest === undefined || best === undefined) return undefined;
-  return best.reusedTokens >= minReuse ? best : lowest;
+  if (longest === undefined) return undefined;
+  const slot = longest.reused >= minReuse ? longest.slot : (lowestEmpty ?? leastRecent ?? longest.slot);
+  return { index: slot.index, reusedTokens: reusable(slot, prompt) };
+}
+
+function reusable(slot: FreeSlot, prompt: readonly number[]): number {
+  return Math.max(0, Math.min(commonPrefixLength(slot.tokens, prompt), prompt.length - 1));
+}
+
+function olderThan(a: FreeSlot, b: FreeSlot): boolean {
+  const aUsed = a.lastUsed ?? 0;
+  const bUsed = b.lastUsed ?? 0;
+  return aUsed < bUsed || (aUsed === bUsed && a.index < b.index);
 }
