@@ -27,6 +27,7 @@ import { chooseSlot, DEFAULT_MIN_PREFIX_REUSE } from "./slots.js";
 import { StopMatcher } from "./stop.js";
 import { GenerationStream } from "./stream.js";
 import { IncrementalDetokenizer } from "./text.js";
+import { ThreadTuner } from "./threads.js";
 import type {
   Engine,
   EngineStats,
@@ -45,8 +46,13 @@ export interface LlamaEngineOptions {
   parallel?: number;
   /** Tokens one request can use (prompt + max_tokens); default min(training context, 1024). */
   contextPerSequence?: number;
-  /** CPU threads for decoding; default: the CPUs this process may use (src/engine/cpu-budget.ts). */
+  /**
+   * The most CPU threads for decoding; default: the CPUs this process may use (src/engine/cpu-budget.ts).
+   * With `adaptiveThreads` the engine decodes with fewer while fewer are faster (src/engine/threads.ts).
+   */
   threads?: number;
+  /** Measure decode steps and use the fastest thread count up to `threads`. Default true. */
+  adaptiveThreads?: boolean;
   /** Requests admitted while every slot is busy; one more is refused (BERTH_OVERLOADED). Default 4×parallel. */
   maxQueue?: number;
   /**
@@ -55,8 +61,10 @@ export interface LlamaEngineOptions {
    * length. Default 128. When nothing is generating, a step evaluates up to the batch size.
    */
   prefillChunk?: number;
-  /** A free slot other than the lowest is taken only for a cached prefix at least this long. Default 16. */
+  /** A slot is chosen for its cached prefix only when that prefix is at least this long (slots.ts). Default 16. */
   minPrefixReuse?: number;
+  /** False: every request is evaluated from scratch (bench:multiturn's baseline). Default true. */
+  prefixReuse?: boolean;
   /** CPU only by default (the supported target); "auto" lets node-llama-cpp pick a GPU backend. */
   gpu?: false | "auto";
   logger?: Logger;
@@ -173,7 +181,9 @@ export async function createLlamaEngine(options: LlamaEngineOptions): Promise<En
       prefillChunk,
       contextPerSequence: Math.min(contextPerSequence, context.contextSize),
       maxQueue: options.maxQueue ?? 4 * parallel,
+      tuner: options.adaptiveThreads === false ? undefined : new ThreadTuner({ maxThreads: threads }),
       minPrefixReuse: options.minPrefixReuse ?? DEFAULT_MIN_PREFIX_REUSE,
+      prefixReuse: options.prefixReuse ?? true,
       info: {
         id: options.modelId ?? basename(options.modelPath).replace(/\.gguf$/i, ""),
         architecture: String(model.fileInfo.metadata.general.architecture),
@@ -199,6 +209,8 @@ interface Slot {
   readonly index: number;
   readonly sequence: LlamaContextSequence;
   job: Job | undefined;
+  /** The engine's admission count when the slot last took a request; 0 = never (least-recently-used choice). */
+  lastUsed: number;
 }
 
 interface Job {
@@ -237,6 +249,8 @@ interface LlamaEngineParts {
   contextPerSequence: number;
   maxQueue: number;
   minPrefixReuse: number;
+  prefixReuse: boolean;
+  tuner: ThreadTuner | undefined;
   info: ModelInfo;
   logger: Logger | undefined;
 }
@@ -247,6 +261,7 @@ class LlamaEngine implements Engine {
   private readonly context: LlamaContext;
   private readonly slots: Slot[];
   private readonly waiting: Job[] = [];
+  private admissions = 0;
   private readonly batchListeners: Set<BatchListener>;
   private readonly vocabularySize: number;
   private closing = false;
@@ -260,7 +275,7 @@ class LlamaEngine implements Engine {
     this.model = parts.model;
     this.context = parts.context;
     this.batchListeners = parts.batchListeners;
-    this.slots = parts.sequences.map((sequence, index) => ({ index, sequence, job: undefined }));
+    this.slots = parts.sequences.map((sequence, index) => ({ index, sequence, job: undefined, lastUsed: 0 }));
     this.vocabularySize = vocabularySizeOf(parts.model);
     if (parts.logger) llamaLogSinks.add(parts.logger);
     this.loop = this.drive();
@@ -430,12 +445,17 @@ class LlamaEngine implements Engine {
       if (free.length === 0) return;
       const job = this.waiting.shift()!;
       const choice = chooseSlot(
-        free.map((slot) => ({ index: slot.index, tokens: slot.sequence.contextTokens })),
+        free.map((slot) => ({
+          index: slot.index,
+          tokens: this.parts.prefixReuse ? slot.sequence.contextTokens : [],
+          lastUsed: slot.lastUsed,
+        })),
         job.prompt,
         this.parts.minPrefixReuse,
       )!;
       const slot = this.slots[choice.index]!;
       slot.job = job;
+      slot.lastUsed = ++this.admissions;
       job.slot = slot;
       job.prefilled = choice.reusedTokens;
       job.cachedPromptTokens = choice.reusedTokens;
@@ -459,6 +479,11 @@ class LlamaEngine implements Engine {
   private async step(busy: Slot[]): Promise<void> {
     const generating = busy.filter((slot) => slot.job?.iterator !== undefined).length;
     let prefillBudget = generating > 0 ? this.parts.prefillChunk : this.parts.batchSize - generating;
+    const tuner = this.parts.tuner;
+    if (tuner) setContextThreads(this.context, tuner.threads);
+    // Only steps that decode one token per sequence are timed for the tuner: prompt chunks vary.
+    let decodeOnly = true;
+    const startedAt = performance.now();
     const work: StepWork[] = [];
     for (const slot of busy) {
       const job = slot.job!;
@@ -470,6 +495,7 @@ class LlamaEngine implements Engine {
       if (prefillBudget <= 0) continue;
       if (remaining <= prefillBudget) {
         // The last prompt chunk goes through evaluate(): its logits give the first new token.
+        if (remaining > 1) decodeOnly = false;
         job.iterator = slot.sequence.evaluate(job.prompt.slice(job.prefilled), this.evaluateOptions(job));
         job.prefilled = job.prompt.length;
         prefillBudget -= remaining;
@@ -477,6 +503,7 @@ class LlamaEngine implements Engine {
       } else {
         const chunk = job.prompt.slice(job.prefilled, job.prefilled + prefillBudget);
         prefillBudget = 0;
+        decodeOnly = false;
         const promise = slot.sequence.evaluateWithoutGeneratingNewTokens(chunk).then(() => {
           job.prefilled += chunk.length;
         });
@@ -484,6 +511,7 @@ class LlamaEngine implements Engine {
       }
     }
     const outcomes = await Promise.allSettled(work.map((item) => item.promise));
+    if (tuner && decodeOnly && work.length > 0) tuner.record(performance.now() - startedAt, work.length);
     const releases: Promise<unknown>[] = [];
     outcomes.forEach((outcome, index) => {
       const { job, kind } = work[index]!;
@@ -608,6 +636,26 @@ class LlamaEngine implements Engine {
     }
     await Promise.all(releases);
   }
+}
+
+/** node-llama-cpp 3.21.1's own fields for a context's thread count (it has no public setter). */
+interface ContextThreadInternals {
+  _idealThreads: number;
+  _freeReservedThreads(): void;
+}
+
+/**
+ * Sets the threads a context decodes with from its next decode on; call only between decodes.
+ * node-llama-cpp reserves a context's threads when a decode is dispatched (`_reserveThreads`, from
+ * `_idealThreads`) and keeps the reservation until its queue drains; freeing it makes the next
+ * dispatch reserve the new count, which it passes to llama_set_n_threads. Exported for its test,
+ * which fails if a node-llama-cpp upgrade changes these fields.
+ */
+export function setContextThreads(context: LlamaContext, threads: number): void {
+  const internals = context as unknown as ContextThreadInternals;
+  if (internals._idealThreads === threads) return;
+  internals._idealThreads = threads;
+  internals._freeReservedThreads();
 }
 
 function penaltyWindow(job: Job): Token[] {

@@ -1,0 +1,140 @@
+// How many threads the engine decodes with, chosen at run time from how fast decode steps really are.
+//
+// Why at run time: node-llama-cpp's prebuilt CPU binary has no OpenMP, so ggml's threads meet at a
+// barrier after every operation (~10 per layer) and wait there by spinning, never yielding the CPU.
+// When another process takes one of the cores (a noisy neighbour, a build, another pod), the thread
+// that shares that core is descheduled for a whole time slice while the others spin for it: measured
+// here, 5x the CPU per token and a fifth of the speed. Fewer threads then are faster, and on a quiet
+// machine more are. Neither the core count nor a cgroup quota says which case holds, so the tuner
+// measures: it runs at its current count, now and then tries one thread more or fewer for a few
+// steps, and keeps whichever made steps faster. The cost is the probe steps at the worse count; after
+// a probe that changes nothing it waits twice as long before the next (up to `maxHoldSteps`).
+
+export interface ThreadTunerOptions {
+  /** The most threads to use (the CPU budget, or what the user asked for). */
+  maxThreads: number;
+  /** Steps measured at the current count before a probe; also the hold after a change. Default 64. */
+  holdSteps?: number;
+  /** The longest hold after probes that changed nothing. Default 2048. */
+  maxHoldSteps?: number;
+  /** Steps measured at the probed count. Default 12. */
+  probeSteps?: number;
+  /** A probe wins when its median step is this much faster than the current one's. Default 0.08. */
+  margin?: number;
+}
+
+type Phase = "hold" | "probe";
+
+/** Step times by step shape (key). */
+class Samples {
+  private readonly byKey = new Map<number, number[]>();
+  count = 0;
+
+  add(key: number, ms: number): void {
+    const list = this.byKey.get(key);
+    if (list) list.push(ms);
+    else this.byKey.set(key, [ms]);
+    this.count++;
+  }
+
+  of(key: number): number[] {
+    return this.byKey.get(key) ?? [];
+  }
+
+  /** The shape with the most steps. */
+  commonest(): number | undefined {
+    let best: number | undefined;
+    for (const [key, list] of this.byKey)
+      if (best === undefined || list.length > this.of(best).length) best = key;
+    return best;
+  }
+}
+
+export class ThreadTuner {
+  private readonly maxThreads: number;
+  private readonly baseHold: number;
+  private readonly maxHold: number;
+  private readonly probeSteps: number;
+  private readonly margin: number;
+  /** Threads the engine runs with, outside probes. */
+  private settled: number;
+  private phase: Phase = "hold";
+  private hold: number;
+  private probeUp = false;
+  private current = new Samples();
+  private probe = new Samples();
+  private probed = 0;
+
+  constructor(options: ThreadTunerOptions) {
+    if (!Number.isInteger(options.maxThreads) || options.maxThreads < 1)
+      throw new Error(`maxThreads must be a positive integer, got ${options.maxThreads}`);
+    this.maxThreads = options.maxThreads;
+    this.baseHold = options.holdSteps ?? 64;
+    this.maxHold = options.maxHoldSteps ?? 2048;
+    this.probeSteps = options.probeSteps ?? 12;
+    this.margin = options.margin ?? 0.08;
+    this.settled = options.maxThreads;
+    this.hold = this.baseHold;
+  }
+
+  /** Threads for the next step. */
+  get threads(): number {
+    return this.phase === "probe" ? this.probed : this.settled;
+  }
+
+  /**
+   * Records one decode step that ran with `this.threads` threads and took `ms`. Only steps of the
+   * same shape are compared: `key` names it (the engine passes the number of sequences that
+   * generated a token in the step); a probe is judged on its commonest shape.
+   */
+  record(ms: number, key: number): void {
+    if (this.maxThreads === 1 || !Number.isFinite(ms) || ms < 0) return;
+    if (this.phase === "hold") {
+      this.current.add(key, ms);
+      if (this.current.count >= this.hold) this.startProbe();
+      return;
+    }
+    this.probe.add(key, ms);
+    if (this.probe.count < this.probeSteps) return;
+    const shape = this.probe.commonest()!;
+    const probeTimes = this.probe.of(shape);
+    // The current count's most recent steps of that shape, by median (robust to a burst of load).
+    const currentTimes = this.current.of(shape).slice(-this.probeSteps * 4);
+    if (
+      currentTimes.length < Math.min(4, this.probeSteps) ||
+      probeTimes.length < Math.min(4, this.probeSteps)
+    ) {
+      this.restart(this.hold); // too few comparable steps: measure again, no verdict
+    } else if (median(probeTimes) < median(currentTimes) * (1 - this.margin)) {
+      this.settled = this.probed;
+      this.restart(this.baseHold);
+    } else {
+      this.restart(Math.min(this.maxHold, this.hold * 2));
+    }
+  }
+
+  private startProbe(): void {
+    const up = this.settled + 1;
+    const down = this.settled - 1;
+    // Alternate the direction; at either end there is one way only.
+    this.probeUp = !this.probeUp;
+    let next = this.probeUp ? up : down;
+    if (next < 1 || next > this.maxThreads) next = this.probeUp ? down : up;
+    this.phase = "probe";
+    this.probed = next;
+    this.probe = new Samples();
+  }
+
+  private restart(hold: number): void {
+    this.phase = "hold";
+    this.hold = hold;
+    this.current = new Samples();
+    this.probe = new Samples();
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
