@@ -1,39 +1,17 @@
 // `berth model tiny|inspect` end to end: spawns `node bin/berth.js` (needs `npm run build`) and
 // checks the printed shape, the JSON, and the one-line errors with exit code 2.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { runBerth as berth } from "../../test/support/berth-cli.js";
 import { gv, writeGguf } from "../models/gguf.js";
 import type { ModelSummary } from "../models/inspect.js";
 import { ensureTinyModel } from "../models/tiny.js";
 
 const directory = mkdtempSync(join(tmpdir(), "berth-cli-model-"));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function berth(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/berth.js", ...args], { cwd: process.cwd() });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("berth model inspect", () => {
   test("reports the tiny model's shape, and --json parses", async () => {

@@ -1,11 +1,11 @@
 // Tests of the tiny model writer: GPT-2 vocabulary, layout llama.cpp expects, determinism,
 // and ensureTinyModel's cache (atomic, safe when processes race).
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { runProcess } from "../../test/support/run-process.js";
 import { metadataNumber, metadataString, plainValue, readGguf, readTensorFloat32 } from "./gguf.js";
 import { summarizeGguf } from "./inspect.js";
 import {
@@ -125,19 +125,8 @@ describe("ensureTinyModel", () => {
     const home = join(directory, "home-race");
     // Runs the built module (dist/), as another test process would.
     const script = `import("./dist/models/tiny.js").then(async (m) => { process.stdout.write(await m.ensureTinyModel({ home: ${JSON.stringify(home)}, dtype: "f32" })); })`;
-    const run = (): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: process.cwd() });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (chunk) => {
-          stdout += chunk;
-        });
-        child.stderr.on("data", (chunk) => {
-          stderr += chunk;
-        });
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = () =>
+      runProcess(process.execPath, ["--input-type=module", "-e", script], { cwd: process.cwd() });
     const results = await Promise.all([run(), run(), run()]);
     for (const result of results) {
       expect(result.stderr).toBe("");

@@ -2,13 +2,13 @@
 // a stack trace (no "    at …" frame). Broken model files are refused by validate and serve with
 // one line naming the file and what is wrong, exit code 2, before any engine loads them.
 // Spawns `node bin/berth.js` (needs `npm run build`).
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ensureTinyModel } from "../../src/models/tiny.js";
+import { runBerth } from "../support/berth-cli.js";
 
 const directory = mkdtempSync(join(tmpdir(), "berth-bad-input-"));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
@@ -24,37 +24,15 @@ interface Run {
 // A command that has not answered by then is reported as hung (none should wait on bad input).
 const HANG_MS = 60_000;
 
-function berth(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/berth.js", ...args], {
-      cwd: process.cwd(),
-      env: {
-        ...process.env,
-        BERTH_HOME: join(directory, "home"),
-        KUBECONFIG: join(directory, "no-kubeconfig"),
-        BERTH_DEBUG: "",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let hung = false;
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill("SIGKILL");
-    }, HANG_MS);
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ args, code, stdout, stderr, hung });
-    });
-  });
+async function berth(args: string[]): Promise<Run> {
+  const env = {
+    ...process.env,
+    BERTH_HOME: join(directory, "home"),
+    KUBECONFIG: join(directory, "no-kubeconfig"),
+    BERTH_DEBUG: "",
+  };
+  const { code, stdout, stderr, timedOut } = await runBerth(args, env, { timeoutMs: HANG_MS });
+  return { args, code, stdout, stderr, hung: timedOut };
 }
 
 /** Runs at most `width` commands at a time (the suite shares 2 cores). */

@@ -2,7 +2,6 @@
 // served by the hub-compatible test server) pulls, converts once and serves; the conversion is
 // cached by (source commit, dtype) so the next pull makes no request, offline too; a local
 // checkpoint folder converts once per content. The pickle in the repo is never fetched.
-import { spawn } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readGguf } from "../../src/models/gguf.js";
 import { pullModel } from "../../src/models/store.js";
+import { runBerth } from "../support/berth-cli.js";
 import { writeGpt2Checkpoint } from "../support/convert/checkpoint.js";
 import { type HubServer, startHubServer } from "../support/hub-server.js";
 import { REPO_ROOT, type ServeProcess, startServe } from "../support/serve-process.js";
@@ -101,18 +101,12 @@ describe("convert on first use", () => {
   it("berth model convert hf://ORG/REPO --out FILE converts through the store", async () => {
     const env = isolatedEnv(join(scratch, "d"), { HF_ENDPOINT: hub.url });
     const out = join(scratch, "from-hub.gguf");
-    const child = spawn(
-      process.execPath,
-      ["bin/berth.js", "model", "convert", `hf://${REPO}`, "--out", out, "--dtype", "q8_0", "--json"],
-      { cwd: REPO_ROOT, env },
+    const run = await runBerth(
+      ["model", "convert", `hf://${REPO}`, "--out", out, "--dtype", "q8_0", "--json"],
+      env,
     );
-    let stdout = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-    expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ path: out, architecture: "gpt2", dtype: "q8_0" });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ path: out, architecture: "gpt2", dtype: "q8_0" });
     expect((await readGguf(out)).metadata.get("general.file_type")?.value).toBe(7);
   });
 

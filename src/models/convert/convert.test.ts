@@ -2,7 +2,6 @@
 // bad ones refused with a message naming the file and the tensor and nothing written; the pure
 // fix-ups (transpose, rotary permutation, pre-tokenizer names) against hand-computed answers;
 // and `berth model convert` end to end (exit codes, --json, stderr without stack traces).
-import { spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -15,6 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { runBerth as berth } from "../../../test/support/berth-cli.js";
 import { EMBD, LAYERS, type Tensors, writeGpt2Checkpoint } from "../../../test/support/convert/checkpoint.js";
 import { ModelError } from "../errors.js";
 import { readGguf, readTensorFloat32 } from "../gguf.js";
@@ -235,22 +235,6 @@ describe("fix-ups", () => {
     );
   });
 });
-
-function berth(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/berth.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("berth model convert", () => {
   test("converts a directory and prints JSON with --json", async () => {
