@@ -4,13 +4,14 @@
 // may start them, so two operators never act at once.
 import { hostname } from "node:os";
 import type { KubeClient } from "../k8s/client.js";
+import { CRD_KIND } from "../k8s/crd.js";
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from "../k8s/objects.js";
 import { EventRecorder } from "./events.js";
 import { Informer, type InformerEvent, type LiveObject, objectKey } from "./informer.js";
 import { LeaderElector } from "./leader.js";
 import { WorkQueue } from "./queue.js";
-import { reconcile, type ScaledModels } from "./reconcile.js";
-import { CR_KIND, modelDeploymentsPath } from "./resource.js";
+import { type ReconcileContext, reconcile, type ScaledModels, subjectOf } from "./reconcile.js";
+import { modelDeploymentsPath } from "./resource.js";
 
 /** The autoscale loop as the operator drives it (gw's src/operator/autoscale.ts provides one). */
 export interface Autoscaler extends ScaledModels {
@@ -37,8 +38,14 @@ export interface OperatorOptions {
       };
   /** Every resource is reconciled again this often even without events (drift on unwatched kinds). Default 10 min. */
   resyncMs?: number;
-  /** Starts the autoscale loop; called on gaining the Lease, stopped on losing it. */
-  startAutoscaler?: (client: KubeClient) => Autoscaler;
+  /**
+   * Starts the autoscale loop; called on gaining the Lease, stopped on losing it. `onDecision` puts
+   * a decision worth telling on the resource as a Normal event.
+   */
+  startAutoscaler?: (
+    client: KubeClient,
+    onDecision: (key: string, reason: string, message: string) => void,
+  ) => Autoscaler;
   log?: (line: string) => void;
 }
 
@@ -48,7 +55,7 @@ export class Operator {
   readonly #options: OperatorOptions;
   readonly #identity: string;
   #elector: LeaderElector | undefined;
-  #controller: RunningController | undefined;
+  #controller: Controller | undefined;
 
   constructor(options: OperatorOptions) {
     this.#options = options;
@@ -67,7 +74,7 @@ export class Operator {
   async start(): Promise<void> {
     const { lease } = this.#options;
     if (lease === false || lease === undefined) {
-      await this.#startController();
+      this.#startController();
       return;
     }
     this.#elector = new LeaderElector({
@@ -91,8 +98,15 @@ export class Operator {
     else await this.#stopController();
   }
 
-  async #startController(): Promise<void> {
-    this.#controller = await startController(this.#options, this.#identity);
+  /** Not awaited by the elector: filling the caches must not hold up renewing the Lease. */
+  #startController(): void {
+    const controller = new Controller(this.#options, this.#identity);
+    this.#controller = controller;
+    controller.start().catch((error: unknown) => {
+      this.#options.log?.(
+        `the controller did not start: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    });
   }
 
   async #stopController(): Promise<void> {
@@ -102,95 +116,114 @@ export class Operator {
   }
 }
 
-interface RunningController {
-  stop(): Promise<void>;
+/** Informers, queue and workers (and the autoscale loop) while this operator leads. */
+class Controller {
+  readonly #options: OperatorOptions;
+  readonly #queue: WorkQueue;
+  readonly #resources: Informer;
+  readonly #deployments: Informer;
+  readonly #pods: Informer;
+  readonly #events: EventRecorder;
+  #autoscaler: Autoscaler | undefined;
+  #resync: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: OperatorOptions, identity: string) {
+    this.#options = options;
+    const { client, log } = options;
+    const queue = new WorkQueue({
+      onError: (key, error, retryInMs, failures) =>
+        log?.(`${key}: reconcile failed (${failures}x), retry in ${retryInMs} ms: ${message(error)}`),
+    });
+    this.#queue = queue;
+    const scope =
+      options.namespace === undefined ? "" : `/namespaces/${encodeURIComponent(options.namespace)}`;
+    const berthsObjects = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    const onInformerError = (what: string) => (error: unknown, retryInMs: number) =>
+      log?.(`watching ${what} failed, retry in ${retryInMs} ms: ${message(error)}`);
+    this.#resources = new Informer({
+      client,
+      path: modelDeploymentsPath(options.namespace),
+      onChange: (event, object, previous) => {
+        if (event !== "updated" || specChanged(object, previous)) queue.add(objectKey(object.metadata));
+      },
+      onError: onInformerError("ModelDeployments"),
+    });
+    // A change to a rendered Deployment or one of its pods queues the resource that owns it (status follows).
+    const queueOwner = (_event: InformerEvent, object: LiveObject) => {
+      const instance = object.metadata.labels?.[LABEL_INSTANCE];
+      if (instance) queue.add(objectKey({ namespace: object.metadata.namespace, name: instance }));
+    };
+    this.#deployments = new Informer({
+      client,
+      path: `/apis/apps/v1${scope}/deployments`,
+      labelSelector: berthsObjects,
+      onChange: (event, object) => {
+        if (object.metadata.ownerReferences?.some((owner) => owner.kind === CRD_KIND))
+          queueOwner(event, object);
+      },
+      onError: onInformerError("Deployments"),
+    });
+    this.#pods = new Informer({
+      client,
+      path: `/api/v1${scope}/pods`,
+      labelSelector: berthsObjects,
+      onChange: queueOwner,
+      onError: onInformerError("Pods"),
+    });
+    this.#events = new EventRecorder(client, identity, (error) =>
+      log?.(`writing an event failed: ${message(error)}`),
+    );
+  }
+
+  async start(): Promise<void> {
+    const options = this.#options;
+    // Caches first: a reconcile must see the Deployments and Pods that exist, not an empty cache.
+    await Promise.all([this.#deployments.start(), this.#pods.start()]);
+    if (this.#stopped) return;
+    await this.#resources.start();
+    if (this.#stopped) return;
+    this.#autoscaler = options.startAutoscaler?.(options.client, (key, reason, words) => {
+      const [namespace = "", name = ""] = key.split("/");
+      const resource = this.#resources.get(namespace, name);
+      if (resource) void this.#events.record(subjectOf(resource), "Normal", reason, words);
+    });
+    const context: ReconcileContext = {
+      client: options.client,
+      resources: this.#resources,
+      deployments: this.#deployments,
+      pods: this.#pods,
+      events: this.#events,
+      ...(this.#autoscaler ? { autoscaler: this.#autoscaler } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    };
+    this.#queue.run(options.workers ?? 4, async (key) => {
+      await reconcile(key, context);
+      return undefined;
+    });
+    this.#resync = setInterval(
+      () => {
+        for (const resource of this.#resources.list()) this.#queue.add(objectKey(resource.metadata));
+      },
+      options.resyncMs ?? 10 * 60_000,
+    );
+    this.#resync.unref();
+    options.log?.(
+      `reconciling ModelDeployments in ${options.namespace === undefined ? "all namespaces" : `namespace ${options.namespace}`} (${this.#resources.list().length} found)`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#resync);
+    await this.#queue.stop();
+    await this.#autoscaler?.stop();
+    await Promise.all([this.#resources.stop(), this.#deployments.stop(), this.#pods.stop()]);
+  }
 }
 
-/** Informers, queue and workers (and the autoscale loop), until stop(). */
-async function startController(options: OperatorOptions, identity: string): Promise<RunningController> {
-  const { client, log } = options;
-  const queue = new WorkQueue({
-    onError: (key, error, retryInMs, failures) =>
-      log?.(
-        `${key}: reconcile failed (${failures}x), retry in ${retryInMs} ms: ${error instanceof Error ? error.message : String(error)}`,
-      ),
-  });
-  const scope = options.namespace === undefined ? "" : `/namespaces/${encodeURIComponent(options.namespace)}`;
-  const berthsObjects = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
-  const onInformerError = (what: string) => (error: unknown, retryInMs: number) =>
-    log?.(
-      `watching ${what} failed, retry in ${retryInMs} ms: ${error instanceof Error ? error.message : String(error)}`,
-    );
-
-  const resources = new Informer({
-    client,
-    path: modelDeploymentsPath(options.namespace),
-    onChange: (event, object, previous) => {
-      if (event !== "updated" || specChanged(object, previous)) queue.add(objectKey(object.metadata));
-    },
-    onError: onInformerError("ModelDeployments"),
-  });
-  // A change to a rendered Deployment or one of its pods queues the resource that owns it (status follows).
-  const queueOwner = (_event: InformerEvent, object: LiveObject) => {
-    const instance = object.metadata.labels?.[LABEL_INSTANCE];
-    if (instance) queue.add(objectKey({ namespace: object.metadata.namespace, name: instance }));
-  };
-  const deployments = new Informer({
-    client,
-    path: `/apis/apps/v1${scope}/deployments`,
-    labelSelector: berthsObjects,
-    onChange: (event, object) => {
-      if (object.metadata.ownerReferences?.some((owner) => owner.kind === CR_KIND)) queueOwner(event, object);
-    },
-    onError: onInformerError("Deployments"),
-  });
-  const pods = new Informer({
-    client,
-    path: `/api/v1${scope}/pods`,
-    labelSelector: berthsObjects,
-    onChange: queueOwner,
-    onError: onInformerError("Pods"),
-  });
-  // Caches first: a reconcile must see the Deployments and Pods that exist, not an empty cache.
-  await Promise.all([deployments.start(), pods.start()]);
-  await resources.start();
-
-  const autoscaler = options.startAutoscaler?.(client);
-  const events = new EventRecorder(client, identity, (error) =>
-    log?.(`writing an event failed: ${error instanceof Error ? error.message : String(error)}`),
-  );
-  const context = {
-    client,
-    resources,
-    deployments,
-    pods,
-    events,
-    ...(autoscaler ? { autoscaler } : {}),
-    ...(log ? { log } : {}),
-  };
-  queue.run(options.workers ?? 4, async (key) => {
-    await reconcile(key, context);
-    return undefined;
-  });
-  const resync = setInterval(
-    () => {
-      for (const resource of resources.list()) queue.add(objectKey(resource.metadata));
-    },
-    options.resyncMs ?? 10 * 60_000,
-  );
-  resync.unref();
-  log?.(
-    `reconciling ModelDeployments in ${options.namespace === undefined ? "all namespaces" : `namespace ${options.namespace}`} (${resources.list().length} found)`,
-  );
-
-  return {
-    async stop() {
-      clearInterval(resync);
-      await queue.stop();
-      await autoscaler?.stop();
-      await Promise.all([resources.stop(), deployments.stop(), pods.stop()]);
-    },
-  };
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -5,6 +5,7 @@
 // shows. Idempotent: it remembers nothing between calls, so a restarted operator just runs it again.
 import { applyObjects, type ObjectOutcome } from "../k8s/apply.js";
 import type { KubeClient } from "../k8s/client.js";
+import { CR_API_VERSION, CRD_KIND } from "../k8s/crd.js";
 import { type KubeObject, LABEL_INSTANCE, LABEL_NAME } from "../k8s/objects.js";
 import { isAutoscaled, renderDeployment } from "../k8s/render.js";
 import { deploymentSchema } from "../k8s/rollout.js";
@@ -18,7 +19,7 @@ import {
 import { podSchema } from "./diagnose.js";
 import type { EventRecorder, EventSubject } from "./events.js";
 import type { Informer, LiveObject } from "./informer.js";
-import { CR_API_VERSION, CR_KIND, ownerReference, readModelDeployment, statusPath } from "./resource.js";
+import { ownerReference, readModelDeployment, statusPath } from "./resource.js";
 
 export const OPERATOR_FIELD_MANAGER = "berth-operator";
 
@@ -26,6 +27,8 @@ export const OPERATOR_FIELD_MANAGER = "berth-operator";
 export interface ScaledModels {
   track(model: { namespace: string; name: string; deployment: ModelDeployment }): void;
   untrack(key: string): void;
+  /** The replica count last decided for "namespace/name" (status.desiredReplicas), if any yet. */
+  desired(key: string): number | undefined;
 }
 
 export interface ReconcileContext {
@@ -47,13 +50,7 @@ export async function reconcile(key: string, context: ReconcileContext): Promise
     context.autoscaler?.untrack(key);
     return;
   }
-  const subject: EventSubject = {
-    apiVersion: CR_API_VERSION,
-    kind: CR_KIND,
-    namespace,
-    name,
-    uid: resource.metadata.uid,
-  };
+  const subject = subjectOf(resource);
 
   const reading = readModelDeployment(resource);
   if (!reading.ok) {
@@ -87,6 +84,16 @@ export async function reconcile(key: string, context: ReconcileContext): Promise
   else context.autoscaler?.untrack(key);
 
   await writeStatus(context, resource, undefined, subject);
+}
+
+export function subjectOf(resource: LiveObject): EventSubject {
+  return {
+    apiVersion: CR_API_VERSION,
+    kind: CRD_KIND,
+    namespace: resource.metadata.namespace ?? "",
+    name: resource.metadata.name,
+    uid: resource.metadata.uid,
+  };
 }
 
 /** The rendered object, owned by the resource (controller: true, so only one controller claims it). */
@@ -125,6 +132,9 @@ async function writeStatus(
     ...(previous ? { previous } : {}),
     now: new Date(),
   });
+  // The autoscale loop's decision may be ahead of the Deployment's spec (written, not yet watched).
+  const decided = failure ? undefined : context.autoscaler?.desired(`${namespace}/${name}`);
+  if (decided !== undefined) status.desiredReplicas = decided;
   if (subject) await recordTransitions(context, subject, previous, status);
   if (sameStatus(resource.status, status)) return;
   const response = await context.client.request({
@@ -132,7 +142,7 @@ async function writeStatus(
     path: statusPath(namespace, name),
     body: { status },
     contentType: "application/merge-patch+json",
-    objectRef: `${CR_KIND}/${name}`,
+    objectRef: `${CRD_KIND}/${name}`,
     allowStatus: [404],
   });
   if (response.status === 404) return; // deleted meanwhile

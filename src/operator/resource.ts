@@ -1,18 +1,15 @@
 // The ModelDeployment custom resource as the operator sees it: where it lives in the API, how a
 // live object becomes the same ModelDeployment the spec file gives `berth up` (validated by the
 // zod schema, so the two modes can never read a spec differently), and owner references to it.
+import { CR_API_VERSION, CRD_KIND, CRD_PLURAL } from "../k8s/crd.js";
 import { issueMessage, valueAt } from "../spec/messages.js";
-import { API_VERSION, KIND, type ModelDeployment, modelDeploymentSchema } from "../spec/schema.js";
+import { type ModelDeployment, modelDeploymentSchema } from "../spec/schema.js";
 import type { LiveObject } from "./informer.js";
-
-export const CR_API_VERSION = API_VERSION;
-export const CR_KIND = KIND;
-export const CR_PLURAL = "modeldeployments";
 
 /** The collection path: one namespace, or all of them. */
 export function modelDeploymentsPath(namespace?: string): string {
   const scope = namespace === undefined ? "" : `/namespaces/${encodeURIComponent(namespace)}`;
-  return `/apis/${CR_API_VERSION}${scope}/${CR_PLURAL}`;
+  return `/apis/${CR_API_VERSION}${scope}/${CRD_PLURAL}`;
 }
 
 export function statusPath(namespace: string, name: string): string {
@@ -36,7 +33,7 @@ export function readModelDeployment(resource: LiveObject): SpecReading {
   );
   const input = {
     apiVersion: resource.apiVersion ?? CR_API_VERSION,
-    kind: resource.kind ?? CR_KIND,
+    kind: resource.kind ?? CRD_KIND,
     metadata: {
       name,
       namespace,
@@ -68,7 +65,7 @@ export function readModelDeployment(resource: LiveObject): SpecReading {
 export function ownerReference(resource: LiveObject): Record<string, unknown> {
   return {
     apiVersion: CR_API_VERSION,
-    kind: CR_KIND,
+    kind: CRD_KIND,
     name: resource.metadata.name,
     uid: resource.metadata.uid,
     controller: true,
