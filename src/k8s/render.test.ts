@@ -232,6 +232,8 @@ describe("renderDeployment", () => {
       "/models/model.gguf",
     ]);
     expect(pod.initContainers[0].volumeMounts).toContainEqual({ name: "model", mountPath: "/models" });
+    // Why a pull failed reaches the pod status (and the operator's conditions) without kubectl logs.
+    expect(pod.initContainers[0].terminationMessagePolicy).toBe("FallbackToLogsOnError");
     expect(pod.volumes).toContainEqual({ name: "model", emptyDir: {} });
     expect(pod.containers[0].volumeMounts).toContainEqual({
       name: "model",

@@ -231,6 +231,8 @@ function serverContainer(context: RenderContext, modelPath: string): IContainer 
     name: "server",
     image: context.image,
     imagePullPolicy: spec.kubernetes.imagePullPolicy,
+    // A crash's last log lines become the termination message the operator reports.
+    terminationMessagePolicy: "FallbackToLogsOnError",
     command: ["berth"],
     args: [
       "serve",
@@ -294,7 +296,7 @@ function serverContainer(context: RenderContext, modelPath: string): IContainer 
   };
 }
 
-function containerSecurityContext(): NonNullable<IContainer["securityContext"]> {
+export function containerSecurityContext(): NonNullable<IContainer["securityContext"]> {
   return {
     runAsNonRoot: true,
     runAsUser: RUN_AS_USER,
@@ -330,6 +332,9 @@ function modelFetchContainer(context: RenderContext, modelPath: string): IContai
     imagePullPolicy: spec.kubernetes.imagePullPolicy,
     command: ["berth"],
     args: ["model", "pull", spec.model.source, "--output", modelPath],
+    // A failed pull's last log lines become its termination message, which the operator puts in
+    // the ModelDeployment's conditions and events (`kubectl describe` says why, no `kubectl logs`).
+    terminationMessagePolicy: "FallbackToLogsOnError",
     env: [
       { name: "BERTH_HOME", value: `${MODEL_MOUNT}/.berth` },
       { name: "HF_HOME", value: `${MODEL_MOUNT}/.huggingface` },
