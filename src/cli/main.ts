@@ -27,6 +27,7 @@ const COMMAND_MODULES: Record<string, () => Promise<{ register: Registrar }>> = 
   apply: () => import("./apply.js"),
   down: () => import("./down.js"),
   operator: () => import("./operator.js"),
+  gateway: () => import("./gateway.js"),
 };
 
 export async function buildProgram(commandName?: string): Promise<Command> {
