@@ -28,6 +28,8 @@ const COMMAND_MODULES: Record<string, () => Promise<{ register: Registrar }>> = 
   down: () => import("./down.js"),
   operator: () => import("./operator.js"),
   gateway: () => import("./gateway.js"),
+  install: () => import("./install.js"),
+  uninstall: () => import("./uninstall.js"),
 };
 
 export async function buildProgram(commandName?: string): Promise<Command> {

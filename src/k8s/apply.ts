@@ -4,7 +4,7 @@
 // Requests: one metadata-only LIST per kind and namespace, then one PATCH per object. An unchanged
 // object is still applied (that re-asserts the spec over drift); the API server writes nothing for an
 // apply that changes nothing, so its resourceVersion stays (the k8s suite checks it).
-import type { KubeClient } from "./client.js";
+import type { KubeClient, KubeResponse } from "./client.js";
 import { K8sError } from "./errors.js";
 import {
   FIELD_MANAGER,
@@ -225,18 +225,10 @@ async function applyOne(
       ? (await client.request({ method: "GET", path, objectRef: ref })).body
       : undefined;
   const patch = (force: boolean) =>
-    client.request<KubeObject>({
-      method: "PATCH",
-      path,
-      query: {
-        fieldManager: options.fieldManager ?? FIELD_MANAGER,
-        force: String(force),
-        fieldValidation: "Strict",
-        dryRun: options.dryRun ? "All" : undefined,
-      },
-      body: object,
-      contentType: "application/apply-patch+yaml",
-      objectRef: ref,
+    serverSideApply(client, object, path, {
+      fieldManager: options.fieldManager ?? FIELD_MANAGER,
+      force,
+      dryRun: options.dryRun ?? false,
     });
   let response: Awaited<ReturnType<typeof patch>>;
   try {
@@ -262,6 +254,31 @@ async function applyOne(
     outcome: { kind: object.kind, name: object.metadata.name, namespace, action, changes },
     ...(generation === undefined ? {} : { generation }),
   };
+}
+
+/**
+ * One server-side apply of an object at its URL path: strict field validation (an unknown field is an error,
+ * not a silent drop), the given field manager, and dryRun=All when asked. `berth install` applies with it too.
+ */
+export function serverSideApply(
+  client: KubeClient,
+  object: KubeObject,
+  path: string,
+  options: { fieldManager: string; force: boolean; dryRun: boolean },
+): Promise<KubeResponse<KubeObject>> {
+  return client.request<KubeObject>({
+    method: "PATCH",
+    path,
+    query: {
+      fieldManager: options.fieldManager,
+      force: String(options.force),
+      fieldValidation: "Strict",
+      dryRun: options.dryRun ? "All" : undefined,
+    },
+    body: object,
+    contentType: "application/apply-patch+yaml",
+    objectRef: objectRef(object),
+  });
 }
 
 function conflictsAreBerths(error: K8sError): boolean {

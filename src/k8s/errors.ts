@@ -20,6 +20,10 @@ export type K8sErrorCode =
   | "BERTH_K8S_CONFLICT"
   /** An object with a name Berth renders exists, and Berth did not create it. */
   | "BERTH_K8S_NOT_OWNED"
+  /** `berth uninstall` while ModelDeployments exist (deleting the CRD would delete them): --force. */
+  | "BERTH_K8S_IN_USE"
+  /** A wait (CRD Established, an object gone) passed its deadline. */
+  | "BERTH_K8S_TIMEOUT"
   | "BERTH_K8S_ROLLOUT_TIMEOUT"
   /** The Deployment controller gave up (ProgressDeadlineExceeded). */
   | "BERTH_K8S_ROLLOUT_FAILED"
