@@ -73,7 +73,7 @@ export function memoryOf(pid: number | undefined): ProcessMemory | undefined {
 }
 
 /** CPU ms of a process and its descendants from /proc (utime + stime, plus children already waited for). */
-function cpuMsWithChildren(pid: number | undefined): number {
+export function cpuMsWithChildren(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
   let ticks = 0;
   for (const member of processTree(pid)) {

@@ -1,7 +1,7 @@
 // `berth serve --model FILE`: one model-server process (what a replica or container runs).
 // Prints JSON log lines; the line {"msg":"ready","url":...} says where it listens once the model is loaded.
 
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { CliError, EXIT_USAGE } from "./errors.js";
 
 interface ServeFlags {
@@ -18,6 +18,7 @@ interface ServeFlags {
   requestTimeout: string;
   bodyLimit: string;
   logPrompts?: boolean;
+  prefixReuse: boolean;
   logFormat: string;
 }
 
@@ -58,6 +59,10 @@ export function register(program: Command): void {
     .option(
       "--log-prompts",
       "include prompts and completions in the request log lines (off: they are user data)",
+    )
+    // For bench:multiturn's baseline only (hence hidden): the same server without prefix reuse.
+    .addOption(
+      new Option("--no-prefix-reuse", "evaluate every prompt from scratch (benchmarks only)").hideHelp(),
     )
     .option(
       "--log-format <format>",
@@ -125,6 +130,7 @@ export function register(program: Command): void {
           ...(settings.threads === undefined ? {} : { threads: settings.threads }),
           ...(settings.modelId === undefined ? {} : { modelId: settings.modelId }),
           ...(settings.maxQueue === undefined ? {} : { maxQueue: settings.maxQueue }),
+          ...(settings.prefixReuse ? {} : { prefixReuse: false }),
         },
         host: settings.host,
         port: settings.port,

@@ -125,7 +125,12 @@ describe("OpenAI routes", () => {
     expect(body.model).toBe("memory-model");
     expect(typeof body.created).toBe("number");
     expect(body.choices).toEqual([{ index: 0, text: " and the", logprobs: null, finish_reason: "length" }]);
-    expect(body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 8, total_tokens: 11 });
+    expect(body.usage).toEqual({
+      prompt_tokens: 3,
+      completion_tokens: 8,
+      total_tokens: 11,
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
 
     const stopped = await app.inject({
       method: "POST",

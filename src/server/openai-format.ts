@@ -9,6 +9,8 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI's: prompt tokens served from the cache (here: a slot's KV cache), not evaluated again. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export interface ResponseIdentity {
@@ -18,11 +20,12 @@ export interface ResponseIdentity {
   model: string;
 }
 
-export function usageOf(promptTokens: number, completionTokens: number): Usage {
+export function usageOf(promptTokens: number, completionTokens: number, cachedPromptTokens = 0): Usage {
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completionTokens,
     total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedPromptTokens },
   };
 }
 

@@ -117,7 +117,13 @@ async function* streamEvents(
     const result = await run.result();
     yield sseData(shape.finish(toOpenAiFinishReason(result.finishReason)));
     if (shape.includeUsage) {
-      yield sseData(usageChunk(ids, shape.object, usageOf(result.promptTokens, result.completionTokens)));
+      yield sseData(
+        usageChunk(
+          ids,
+          shape.object,
+          usageOf(result.promptTokens, result.completionTokens, result.cachedPromptTokens),
+        ),
+      );
     }
     yield SSE_DONE;
   } catch (error) {
@@ -214,7 +220,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: RouteDeps): voi
         ids,
         echoed + result.text,
         toOpenAiFinishReason(result.finishReason),
-        usageOf(result.promptTokens, result.completionTokens),
+        usageOf(result.promptTokens, result.completionTokens, result.cachedPromptTokens),
       );
     } finally {
       run.close();
@@ -262,7 +268,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, deps: RouteDeps): voi
         ids,
         result.text,
         toOpenAiFinishReason(result.finishReason),
-        usageOf(result.promptTokens, result.completionTokens),
+        usageOf(result.promptTokens, result.completionTokens, result.cachedPromptTokens),
       );
     } finally {
       run.close();

@@ -29,8 +29,14 @@ describe("parseServeOptions", () => {
         requestTimeoutMs: 120_000,
         bodyLimitBytes: 1024 * 1024,
         logPrompts: false,
+        prefixReuse: true,
       },
     });
+  });
+
+  it("turns --no-prefix-reuse (commander: prefixReuse false) into settings", () => {
+    const parsed = parseServeOptions({ ...defaults, prefixReuse: false });
+    expect(parsed.ok && parsed.settings.prefixReuse).toBe(false);
   });
 
   it("accepts port 0, a queue of 0, and durations in several units", () => {

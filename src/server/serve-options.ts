@@ -48,6 +48,7 @@ const rawServeOptions = z.object({
     return bytes;
   }),
   logPrompts: z.boolean().optional(),
+  prefixReuse: z.boolean().optional(),
 });
 
 export type RawServeOptions = z.input<typeof rawServeOptions>;
@@ -65,6 +66,7 @@ export interface ServeSettings {
   requestTimeoutMs: number;
   bodyLimitBytes: number;
   logPrompts: boolean;
+  prefixReuse: boolean;
 }
 
 export type ParsedServeOptions = { ok: true; settings: ServeSettings } | { ok: false; message: string };
@@ -90,6 +92,7 @@ export function parseServeOptions(raw: RawServeOptions): ParsedServeOptions {
       requestTimeoutMs: options.requestTimeout,
       bodyLimitBytes: options.bodyLimit,
       logPrompts: options.logPrompts ?? false,
+      prefixReuse: options.prefixReuse ?? true,
     },
   };
 }

@@ -20,6 +20,8 @@ export interface EngineSettings {
   contextPerSequence?: number;
   threads?: number;
   maxQueue?: number;
+  /** False: no prompt prefix is reused from a slot's cache (bench:multiturn's baseline). Default true. */
+  prefixReuse?: boolean;
 }
 
 export interface ServeOptions {
