@@ -59,6 +59,8 @@ export function register(program: Command): void {
       const { createKubeClient } = await import("../k8s/client.js");
       const { K8sError } = await import("../k8s/errors.js");
       const { Operator } = await import("../operator/operator.js");
+      const { startAutoscaler } = await import("../operator/autoscale.js");
+      const { createLogger } = await import("../util/log.js");
       const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       let client: Awaited<ReturnType<typeof createKubeClient>>;
       try {
@@ -70,6 +72,10 @@ export function register(program: Command): void {
         if (error instanceof K8sError) throw new CliError(`${error.code}: ${error.message}`, EXIT_USAGE);
         throw error;
       }
+      const inCluster =
+        process.env.KUBERNETES_SERVICE_HOST !== undefined &&
+        flags.kubeconfig === undefined &&
+        !process.env.KUBECONFIG;
       const operator = new Operator({
         client,
         ...(flags.namespace === undefined ? {} : { namespace: flags.namespace }),
@@ -86,6 +92,19 @@ export function register(program: Command): void {
               retryPeriodMs: retryPeriod,
             }
           : false,
+        // Outside the cluster the gateway pods are reached through the API server's pod proxy.
+        startAutoscaler: (kube, onDecision) =>
+          startAutoscaler({
+            kube,
+            logger: createLogger({ name: "berth-autoscaler" }, process.stderr),
+            viaApiServerProxy: !inCluster,
+            onDecision: (key, decision) =>
+              onDecision(
+                key,
+                decision.desired === decision.previous ? "Autoscaling" : "Scaled",
+                decision.message,
+              ),
+          }),
         log,
       });
       log(

@@ -7,9 +7,10 @@ import { applyObjects, type ObjectOutcome } from "../k8s/apply.js";
 import type { KubeClient } from "../k8s/client.js";
 import { CR_API_VERSION, CRD_KIND } from "../k8s/crd.js";
 import { type KubeObject, LABEL_INSTANCE, LABEL_NAME } from "../k8s/objects.js";
-import { isAutoscaled, renderDeployment } from "../k8s/render.js";
+import { renderDeployment } from "../k8s/render.js";
 import { deploymentSchema } from "../k8s/rollout.js";
 import type { ModelDeployment } from "../spec/schema.js";
+import { berthAutoscales } from "./autoscale.js";
 import {
   type Condition,
   computeStatus,
@@ -61,7 +62,12 @@ export async function reconcile(key: string, context: ReconcileContext): Promise
   }
   const { deployment } = reading;
 
-  const objects = renderDeployment(deployment, { namespace }).map((object) => owned(object, resource));
+  const scaled = scaledByBerth(deployment);
+  const objects = renderDeployment(deployment, { namespace })
+    .filter((object) => !(scaled && object.kind === "HorizontalPodAutoscaler"))
+    .map((object) =>
+      owned(scaled && object.kind === "Deployment" ? withoutReplicas(object) : object, resource),
+    );
   let outcomes: ObjectOutcome[];
   try {
     outcomes = (
@@ -80,7 +86,7 @@ export async function reconcile(key: string, context: ReconcileContext): Promise
     await context.events.record(subject, "Normal", "Applied", words);
   }
 
-  if (isAutoscaled(deployment)) context.autoscaler?.track({ namespace, name, deployment });
+  if (scaled) context.autoscaler?.track({ namespace, name, deployment });
   else context.autoscaler?.untrack(key);
 
   await writeStatus(context, resource, undefined, subject);
@@ -94,6 +100,20 @@ export function subjectOf(resource: LiveObject): EventSubject {
     name: resource.metadata.name,
     uid: resource.metadata.uid,
   };
+}
+
+/**
+ * Whether Berth's autoscale loop sets this model's replica count (the HPA is then not rendered and
+ * the operator's apply leaves spec.replicas to the loop's scale writes). With min == max the count
+ * is fixed and stays in the apply, so it never waits for the loop.
+ */
+export function scaledByBerth(deployment: ModelDeployment): boolean {
+  return berthAutoscales(deployment) && deployment.spec.replicas.max > deployment.spec.replicas.min;
+}
+
+function withoutReplicas(object: KubeObject): KubeObject {
+  const { replicas: _owned, ...spec } = object.spec as Record<string, unknown>;
+  return { ...object, spec };
 }
 
 /** The rendered object, owned by the resource (controller: true, so only one controller claims it). */
