@@ -26,6 +26,8 @@ export const CONDITION_TYPES = ["Available", "Progressing", "Degraded", "ModelRe
 // The grammar of parseDuration (src/spec/units.ts): a bare number of seconds, or number+unit parts.
 const DURATION_PATTERN = String.raw`^\s*(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h))+)\s*$`;
 const DURATION_MAX_LENGTH = 64;
+// The same grammar as a CEL string literal (no backslashes to escape).
+const CEL_DURATION = "'^[ \\t]*([0-9]+([.][0-9]+)?|([0-9]+([.][0-9]+)?(ms|s|m|h))+)[ \\t]*$'";
 // CEL's duration() wants a unit; a bare number means seconds, as in parseDuration.
 const celDuration = (field: string) =>
   `(${field}.trim().matches('^[0-9.]+$') ? duration(${field}.trim() + 's') : duration(${field}.trim()))`;
@@ -67,7 +69,7 @@ export const SPEC_FIELD_OVERRIDES: Readonly<Record<string, FieldOverride>> = {
         },
       ],
     },
-    why: "the model store's parser checks each scheme's parts (hub names, revisions, buckets); the API server checks the scheme, the operator the rest (Degraded, reason SpecInvalid)",
+    why: "the model store's parser checks each scheme's parts (hub names, revisions, buckets); the API server checks the scheme, the operator the rest (Degraded, reason InvalidSpec)",
   },
   "resources.cpu": {
     schema: {
@@ -109,7 +111,8 @@ export const SPEC_RULES: Readonly<Record<string, ValidationRule[]>> = {
   ],
   autoscaling: [
     {
-      rule: `${celDuration("self.panicWindow")} <= ${celDuration("self.stableWindow")}`,
+      // Only between two valid durations: the pattern names a bad one, duration() would fail on it.
+      rule: `!self.panicWindow.matches(${CEL_DURATION}) || !self.stableWindow.matches(${CEL_DURATION}) || ${celDuration("self.panicWindow")} <= ${celDuration("self.stableWindow")}`,
       message: "must not be longer than spec.autoscaling.stableWindow",
       fieldPath: ".panicWindow",
     },

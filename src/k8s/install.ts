@@ -152,6 +152,7 @@ export function rulesFor(calls: readonly ApiCall[], scope: ApiCall["scope"]): Po
   }
   const rules = new Map<string, PolicyRule>();
   for (const [key, verbs] of verbsByResource) {
+    if (verbs.size === 0) continue;
     const [group = "", resource = ""] = key.split("\u0000");
     const sorted = [...verbs].sort();
     const ruleKey = `${group}\u0000${sorted.join(",")}`;

@@ -1,0 +1,243 @@
+// bench:operator — N ModelDeployments from `kubectl apply` of the CRs to every one Available, reconciled by
+// `berth operator` (a process with a kubeconfig, as from a laptop) on kwok's simulated nodes; the operator's
+// CPU seconds and peak RSS; compared, as a ratio, with `berth render` + `kubectl apply` + `kubectl rollout
+// status` of the same objects (no operator). BENCH_SMOKE=1 (or --smoke): small sizes, for CI.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { CRD_NAME, CRD_PLURAL } from "../src/k8s/crd.js";
+import { clusterAvailability, findBinDir, type SimulatedNode, startCluster } from "../test/k8s/cluster.js";
+import { type ProcessRun, runProcess } from "../test/support/run-process.js";
+import { busyNote, machineOf, REPO_ROOT, writeResults } from "./report.js";
+
+const BERTH = join(REPO_ROOT, "bin", "berth.js");
+const CLOCK_TICKS_PER_SECOND = 100;
+// Pods are cheap on kwok; room for 1,000 one-replica models beside the control plane's own.
+const NODES: SimulatedNode[] = Array.from({ length: 4 }, (_unused, index) => ({
+  name: `bench-node-${index}`,
+  cpu: "1000",
+  memory: "4Ti",
+  pods: 400,
+}));
+
+function must(result: ProcessRun, what: string): ProcessRun {
+  if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${result.stderr.slice(-2000)}`);
+  return result;
+}
+
+/** N specs as CRs (the berth.yaml documents, apiVersion berth.dev/v1alpha1): small, not autoscaled. */
+function specs(count: number, namespace: string): string {
+  return Array.from(
+    { length: count },
+    (_unused, index) => `apiVersion: berth.dev/v1alpha1
+kind: ModelDeployment
+metadata: { name: m-${index}, namespace: ${namespace} }
+spec:
+  model: { source: tiny://tiny }
+  replicas: { min: 1, max: 1 }
+  autoscaling: { enabled: false }
+  resources: { cpu: 10m, memory: 16Mi }
+  kubernetes: { image: "localhost/berth:bench" }
+`,
+  ).join("---\n");
+}
+
+/** CPU seconds (user + system) and peak RSS of a live process, from /proc. */
+function processUsage(pid: number): { cpuSeconds: number; peakRssMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After "(comm) ", field 3 (state) is index 0: utime is field 14, stime field 15.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return { cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND, peakRssMiB: Number(hwm ?? 0) / 1024 };
+}
+
+/** Starts `berth operator` for one namespace; resolves once it reconciles (its informers have listed). */
+async function startOperator(kubeconfig: string, namespace: string): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [BERTH, "operator", "--kubeconfig", kubeconfig, "--namespace", namespace, "--no-leader-elect"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("reconciling ModelDeployments")) resolve();
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once("exit", (code) => reject(new Error(`berth operator exited ${code}: ${output.slice(-2000)}`)));
+  });
+  child.stdout?.removeAllListeners("data");
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+interface Row {
+  modelDeployments: number;
+  operator: { applySeconds: number; availableSeconds: number; cpuSeconds: number; peakRssMiB: number };
+  kubectl: { renderSeconds: number; applySeconds: number; rolloutSeconds: number; totalSeconds: number };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const smoke = argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
+  const listed = argv.find((arg) => arg.startsWith("--sizes="))?.split("=")[1];
+  const sizes = listed ? listed.split(",").map(Number) : smoke ? [3, 10] : [100, 1000];
+  const availability = clusterAvailability();
+  if (!availability.ok) {
+    console.error(`bench:operator: no control plane: ${availability.reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const binDir = findBinDir();
+  if (!binDir) throw new Error("no Kubernetes binaries (scripts/k8s-testenv/build.sh)");
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  console.error(
+    `bench:operator ${smoke ? "(smoke) " : ""}— starting the control plane; sizes ${sizes.join(", ")}`,
+  );
+  const cluster = await startCluster({ nodes: NODES });
+  const work = mkdtempSync(join(tmpdir(), "berth-bench-operator-"));
+  const cacheDir = join(work, "kube-cache");
+  const kubectl = (args: string[]) =>
+    runProcess(join(binDir, "kubectl"), [
+      "--kubeconfig",
+      cluster.kubeconfigPath,
+      "--cache-dir",
+      cacheDir,
+      ...args,
+    ]);
+  const rows: Row[] = [];
+  try {
+    // Only the CRD: the operator runs here, as a process, so its CPU and memory can be read.
+    must(
+      await kubectl(["apply", "--server-side", "-f", join(REPO_ROOT, "deploy", "crds", `${CRD_NAME}.yaml`)]),
+      "CRD",
+    );
+    must(
+      await kubectl(["wait", "--for=condition=Established", `crd/${CRD_NAME}`, "--timeout=60s"]),
+      "CRD wait",
+    );
+    must(await kubectl(["api-resources", "-o", "name"]), "kubectl api-resources");
+    for (const count of sizes) {
+      const timeout = `--timeout=${Math.max(5, Math.ceil(count / 10))}m`;
+      // Operator: apply the CRs, wait until every one says Available.
+      const operatorNamespace = `operator-${count}`;
+      await cluster.createNamespace(operatorNamespace);
+      const crFile = join(work, `${operatorNamespace}.yaml`);
+      writeFileSync(crFile, specs(count, operatorNamespace));
+      const operator = await startOperator(cluster.kubeconfigPath, operatorNamespace);
+      const apply = must(await kubectl(["apply", "-f", crFile]), `kubectl apply ${count} CRs`);
+      try {
+        const wait = must(
+          await kubectl([
+            "wait",
+            "--for=condition=Available",
+            CRD_PLURAL,
+            "--all",
+            "-n",
+            operatorNamespace,
+            timeout,
+          ]),
+          `wait for ${count} ModelDeployments Available`,
+        );
+        const usage = processUsage(operator.pid as number);
+        rows.push({
+          modelDeployments: count,
+          operator: { applySeconds: apply.seconds, availableSeconds: apply.seconds + wait.seconds, ...usage },
+          kubectl: { renderSeconds: 0, applySeconds: 0, rolloutSeconds: 0, totalSeconds: 0 },
+        });
+      } finally {
+        await stopProcess(operator);
+      }
+      console.error(`  operator ${count}: done`);
+
+      // Baseline: the same specs rendered by `berth render`, applied and waited for by kubectl.
+      const kubectlNamespace = `kubectl-${count}`;
+      await cluster.createNamespace(kubectlNamespace);
+      const specFile = join(work, `${kubectlNamespace}.yaml`);
+      writeFileSync(specFile, specs(count, kubectlNamespace));
+      const render = must(
+        await runProcess(process.execPath, [BERTH, "render", "-f", specFile]),
+        "berth render",
+      );
+      const rendered = join(work, `${kubectlNamespace}.rendered.yaml`);
+      writeFileSync(rendered, render.stdout);
+      const applied = must(await kubectl(["apply", "-f", rendered]), `kubectl apply ${count}`);
+      const rollout = must(
+        await kubectl([
+          "rollout",
+          "status",
+          "deployment",
+          "-n",
+          kubectlNamespace,
+          "-l",
+          "app.kubernetes.io/managed-by=berth",
+          timeout,
+        ]),
+        `kubectl rollout status ${count}`,
+      );
+      const row = rows.at(-1) as Row;
+      row.kubectl = {
+        renderSeconds: render.seconds,
+        applySeconds: applied.seconds,
+        rolloutSeconds: rollout.seconds,
+        totalSeconds: render.seconds + applied.seconds + rollout.seconds,
+      };
+      console.error(`  kubectl ${count}: done`);
+      for (const namespace of [operatorNamespace, kubectlNamespace]) {
+        must(
+          await kubectl(["delete", "namespace", namespace, "--wait=true", "--timeout=15m"]),
+          `delete ${namespace}`,
+        );
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+
+  const s = (value: number) => value.toFixed(2);
+  const table = [
+    "| ModelDeployments | operator: apply → all Available s | operator CPU s | operator peak RSS MiB | render + kubectl apply + rollout s | ratio operator / kubectl | operator ms / model |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map(
+      (row) =>
+        `| ${row.modelDeployments} | ${s(row.operator.availableSeconds)} | ${s(row.operator.cpuSeconds)} | ${row.operator.peakRssMiB.toFixed(0)} | ${s(row.kubectl.totalSeconds)} (${s(row.kubectl.renderSeconds)} + ${s(row.kubectl.applySeconds)} + ${s(row.kubectl.rolloutSeconds)}) | ${(row.operator.availableSeconds / row.kubectl.totalSeconds).toFixed(2)}x | ${((row.operator.availableSeconds * 1000) / row.modelDeployments).toFixed(0)} |`,
+    ),
+  ].join("\n");
+  const machine = machineOf(loadBefore);
+  const markdown = [
+    `## bench:operator — ModelDeployments from kubectl apply to Available via \`berth operator\`, ${smoke ? "smoke" : "full"}`,
+    "",
+    table,
+    "",
+    "operator: `kubectl apply` of the CRs, then `kubectl wait --for=condition=Available` on all of them; `berth operator`" +
+      " runs as a process with a kubeconfig (no leader election, one namespace, 4 workers); CPU and peak RSS are its" +
+      " /proc utime+stime and VmHWM at the end. kubectl: `berth render` of the same specs, `kubectl apply -f`, then" +
+      " `kubectl rollout status deployment -l ...`. Not measured here: requests held during a 0→1 scale.",
+    "",
+    busyNote(machine),
+  ].join("\n");
+  console.log(`\n${markdown}`);
+  writeResults({
+    benchmark: "operator",
+    smoke,
+    startedAt,
+    markdown,
+    json: { smoke, sizes, machine, results: rows },
+  });
+}
+
+await main(process.argv.slice(2));
