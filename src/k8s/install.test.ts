@@ -113,4 +113,28 @@ describe("berth install --helm", () => {
     expect(deployment).toContain("replicas: {{ .Values.operator.replicas }}");
     expect([...files.values()].join("\n")).not.toMatch(/berth-helm-|__replicas/);
   });
+
+  it("renders exactly the install objects with its default values (the four template expressions filled in)", () => {
+    const files = operatorChart({ namespace: "ops" });
+    const values = { image: '"ghcr.io/berth-dev/berth:0.1.0"', policy: '"IfNotPresent"' };
+    const rendered = [...files]
+      .filter(([path]) => path.startsWith("templates/"))
+      .map(([, text]) =>
+        parseAllDocuments(
+          text
+            .replaceAll("{{ .Release.Namespace }}", "ops")
+            .replaceAll("{{ .Values.image | quote }}", values.image)
+            .replaceAll("{{ .Values.imagePullPolicy | quote }}", values.policy)
+            .replace(/\{\{ \.Values\.(operator|gateway)\.replicas \}\}/, "2"),
+        )[0]?.toJS(),
+      );
+    const expected = installObjects({ namespace: "ops" }).filter(
+      (object) => object.kind !== "Namespace" && object.kind !== "CustomResourceDefinition",
+    );
+    // The chart leaves out the version label (it would pin the image): compare without it.
+    const unversioned = (objects: unknown[]) =>
+      JSON.parse(JSON.stringify(objects).replaceAll(/,?"app.kubernetes.io\/version":"[^"]*"/g, ""));
+    expect(unversioned(rendered)).toEqual(expect.arrayContaining(unversioned(expected)));
+    expect(rendered).toHaveLength(expected.length);
+  });
 });
