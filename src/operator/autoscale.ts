@@ -22,9 +22,14 @@ import { Informer, type LiveObject } from "./informer.js";
 
 export const AUTOSCALER_FIELD_MANAGER = "berth-autoscaler";
 
-/** Whether Berth's loop scales this model (else the HPA does, or the spec's fixed count stands). */
+/**
+ * Whether Berth's loop scales this model: autoscaling on, a range to scale in (min 0 / max 1
+ * included: zero and back), and no CPU HPA asked for. Otherwise the HPA scales it, or the count is
+ * fixed and the operator's apply sets it.
+ */
 export function berthAutoscales(deployment: ModelDeployment): boolean {
-  return deployment.spec.autoscaling.enabled && deployment.spec.kubernetes.autoscalingMetric !== "cpu";
+  const { autoscaling, replicas, kubernetes } = deployment.spec;
+  return autoscaling.enabled && replicas.max > replicas.min && kubernetes.autoscalingMetric !== "cpu";
 }
 
 export interface TrackedModel {
@@ -103,6 +108,7 @@ class AutoscaleLoop implements Autoscaler {
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  #blind = false;
 
   constructor(options: AutoscalerOptions) {
     this.#options = options;
@@ -180,6 +186,19 @@ class AutoscaleLoop implements Autoscaler {
       try {
         do {
           this.#again = false;
+          // Blind (no gateway answers): no load is not zero load. Keep every count as it is
+          // rather than scale models to zero that may be busy.
+          const gateways = this.#load.gatewayCount();
+          if (gateways.answering === 0) {
+            if (!this.#blind)
+              this.#options.logger?.warn(
+                gateways,
+                `no gateway answered for its load (${gateways.known} known): replica counts are kept until one does`,
+              );
+            this.#blind = true;
+            continue;
+          }
+          this.#blind = false;
           const loads = this.#load.sum();
           await Promise.all(
             [...this.#models.entries()].map(([key, state]) => this.#decide(key, state, loads)),
