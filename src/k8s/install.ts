@@ -82,7 +82,7 @@ export const OPERATOR_API_CALLS: readonly ApiCall[] = [
   {
     group: "apps",
     resource: "deployments/scale",
-    verbs: ["get", "patch"],
+    verbs: ["patch"],
     scope: "cluster",
     why: "the autoscale loop (field manager berth-autoscaler)",
   },
@@ -112,7 +112,7 @@ export const OPERATOR_API_CALLS: readonly ApiCall[] = [
     resource: "endpointslices",
     verbs: ["list", "watch"],
     scope: "install",
-    why: "the autoscale loop finds the gateway pods it reads load from",
+    why: "the autoscale loop finds the gateway pods it reads load from (an operator outside the cluster also needs pods/proxy get there)",
   },
 ];
 
@@ -121,7 +121,7 @@ export const GATEWAY_API_CALLS: readonly ApiCall[] = [
   {
     group: "berth.dev",
     resource: "modeldeployments",
-    verbs: ["get", "list", "watch"],
+    verbs: ["list", "watch"],
     scope: "cluster",
     why: "models, routing and auth settings",
   },
