@@ -50,6 +50,8 @@ export class LeaderElector {
   /** The last record seen and when this candidate first saw it (its own clock). */
   #observed: { key: string; at: number } | undefined;
   #lease: Lease | undefined;
+  /** Set when the last look found the Lease held by another candidate. */
+  #otherHolder: string | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.#options = {
@@ -97,7 +99,8 @@ export class LeaderElector {
         await abortableDelay(retryPeriodMs, signal);
         if (signal.aborted) break;
         if (await this.#tryAcquireOrRenew()) lastRenew = Date.now();
-        else if (Date.now() - lastRenew >= renewDeadlineMs) break;
+        // Someone else holds it (it expired in their eyes): stop at once, not at the deadline.
+        else if (this.#otherHolder !== undefined || Date.now() - lastRenew >= renewDeadlineMs) break;
       }
       this.#leading = false;
       await this.#options.onStoppedLeading();
@@ -105,7 +108,11 @@ export class LeaderElector {
         await this.#release();
         return;
       }
-      this.#options.log?.(`lost the Lease (not renewed for ${renewDeadlineMs} ms): stopped leading`);
+      this.#options.log?.(
+        this.#otherHolder !== undefined
+          ? `lost the Lease to ${this.#otherHolder}: stopped leading`
+          : `lost the Lease (not renewed for ${renewDeadlineMs} ms): stopped leading`,
+      );
     }
   }
 
@@ -122,6 +129,7 @@ export class LeaderElector {
     });
     try {
       const current = await client.request<Lease>({ method: "GET", path, allowStatus: [404] });
+      this.#otherHolder = undefined;
       if (current.status === 404) {
         const created = await client.request<Lease>({
           method: "POST",
@@ -143,6 +151,7 @@ export class LeaderElector {
       const key = `${lease.metadata.resourceVersion}`;
       if (this.#observed?.key !== key) this.#observed = { key, at: Date.now() };
       const holdingAlready = holder === identity;
+      this.#otherHolder = holder !== "" && !holdingAlready ? holder : undefined;
       const expired = Date.now() - this.#observed.at >= (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
       if (holder !== "" && !holdingAlready && !expired) return false;
       const updated = await client.request<Lease>({
