@@ -6,19 +6,16 @@
 // reported. Goals: ≤ 1.0× llama.cpp's wall time, ≤ 0.5× its peak memory (streamed tensors).
 // Smoke mode (BENCH_SMOKE=1 or --smoke): the 2-layer 64-wide checkpoint, one round.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { readGguf, readTensorBytes } from "../src/models/gguf.js";
 import { ensureCheckpoint, llamaCppSource, python } from "../test/support/convert/oracle.js";
+import { machineOf, publishResults, REPO_ROOT, targetLines } from "./report.js";
 
 const run = promisify(execFile);
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .berth/bench-build/bench/convert.js; the repository root is three levels up.
-const repoRoot = resolve(here, "..", "..", "..");
-const supportDir = join(repoRoot, "test", "support", "convert");
+const supportDir = join(REPO_ROOT, "test", "support", "convert");
 
 const MEASURE = `
 import json, resource, subprocess, sys, time
@@ -82,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
   const commands = {
     berth: (out: string) => [
       process.execPath,
-      join(repoRoot, "bin", "berth.js"),
+      join(REPO_ROOT, "bin", "berth.js"),
       "model",
       "convert",
       checkpoint,
@@ -141,50 +138,30 @@ async function main(argv: string[]): Promise<void> {
     { target: "tensor data byte-equal to llama.cpp's", value: identical ? 1 : 0, met: identical },
   ];
 
-  console.log(
-    `\n## bench:convert — GPT-2 ${shape} (random weights, HF safetensors f32) → GGUF f16, median of ${rounds}\n`,
-  );
-  console.log("| converter | wall time (s) | peak RSS (MiB) |");
-  console.log("| --- | --- | --- |");
-  console.log(`| berth model convert | ${berth.wallSeconds.toFixed(2)} | ${berth.peakRssMiB.toFixed(0)} |`);
-  console.log(
+  const markdown = [
+    `\n## bench:convert — GPT-2 ${shape} (random weights, HF safetensors f32) → GGUF f16, median of ${rounds}`,
+    "",
+    "| converter | wall time (s) | peak RSS (MiB) |",
+    "| --- | --- | --- |",
+    `| berth model convert | ${berth.wallSeconds.toFixed(2)} | ${berth.peakRssMiB.toFixed(0)} |`,
     `| llama.cpp convert_hf_to_gguf.py | ${llama.wallSeconds.toFixed(2)} | ${llama.peakRssMiB.toFixed(0)} |`,
-  );
-  console.log(
     `| **ratio Berth / llama.cpp** | **${timeRatio.toFixed(2)}×** | **${memoryRatio.toFixed(2)}×** |`,
-  );
-  console.log("");
-  for (const t of targets) console.log(`- ${t.met ? "met" : "NOT met"}: ${t.target} (${t.value.toFixed(2)})`);
-  if ((loadBefore[0] ?? 0) > 1.5) {
-    console.log(
-      `\nNote: the machine was busy (load average ${loadBefore[0]?.toFixed(1)} on ${cpus().length} CPUs when the run started).`,
-    );
-  }
-  const stamp = startedAt.toISOString().replace(/:/g, "-").replace(/\..+$/, "");
-  const directory = join(repoRoot, "bench", "results");
-  mkdirSync(directory, { recursive: true });
-  const out = join(directory, `convert-${smoke ? "smoke-" : ""}${stamp}.json`);
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        benchmark: "convert",
-        startedAt: startedAt.toISOString(),
-        config: { smoke, shape, rounds, dtype: "f16" },
-        machine: {
-          cpus: cpus().length,
-          cpuModel: cpus()[0]?.model,
-          load: { before: loadBefore, after: loadavg() },
-        },
-        results,
-        summary: { berth, llamaCpp: llama, timeRatio, memoryRatio, identical },
-        targets,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.error(`wrote ${out}`);
+    "",
+    ...targetLines(targets, (value) => Number(value).toFixed(2)),
+  ].join("\n");
+  publishResults({
+    benchmark: "convert",
+    smoke,
+    startedAt,
+    machine: machineOf(loadBefore),
+    markdown,
+    json: {
+      config: { smoke, shape, rounds, dtype: "f16" },
+      results,
+      summary: { berth, llamaCpp: llama, timeRatio, memoryRatio, identical },
+      targets,
+    },
+  });
   if (!identical) process.exitCode = 1;
 }
 

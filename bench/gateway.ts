@@ -4,9 +4,9 @@
 // least-load on requests sharing long prefixes. Smoke mode (BENCH_SMOKE=1 or --smoke): small sizes.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { engineProcessEnv } from "../src/engine/process.js";
@@ -19,10 +19,10 @@ import {
   failureRows,
   SseReader,
 } from "./failures.js";
+import { machineOf, publishResults, REPO_ROOT } from "./report.js";
 
 const MODEL = "tiny";
 const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = findRepoRoot(here);
 
 interface BenchConfig {
   smoke: boolean;
@@ -90,18 +90,6 @@ function configFor(smoke: boolean): BenchConfig {
       };
 }
 
-function findRepoRoot(from: string): string {
-  // Runs compiled from .berth/bench-build/bench/: walk up to the directory holding package.json.
-  let directory = from;
-  for (let depth = 0; depth < 6; depth++) {
-    if (existsSync(join(directory, "package.json")) && existsSync(join(directory, "bin", "berth.js"))) {
-      return directory;
-    }
-    directory = resolve(directory, "..");
-  }
-  throw new Error("cannot find the repository root");
-}
-
 // ---------- processes: replicas, gateways, nginx ----------
 
 interface Started {
@@ -140,7 +128,7 @@ async function spawnWithUrl(
 ): Promise<Started> {
   const promptTokens = { total: 0, cached: 0 };
   const child = spawn(command, args, {
-    cwd: repoRoot,
+    cwd: REPO_ROOT,
     env,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -845,36 +833,15 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const { markdown, targets } = report(config, overhead, nginxNote, routing);
-  const load = { before: loadBefore, after: loadavg() };
-  const busy =
-    Math.max(...load.before, ...load.after) > cpus().length
-      ? `\nNote: the machine was busy (load average ${load.before[0]?.toFixed(1)} → ${load.after[0]?.toFixed(1)} on ` +
-        `${cpus().length} CPUs, shared by the replicas, the gateway, nginx and this client); numbers are noisy.\n`
-      : "";
-  console.log(markdown + busy);
-  const stamp = startedAt.toISOString().replace(/:/g, "-").replace(/\..+$/, "");
-  const directory = join(repoRoot, "bench", "results");
-  mkdirSync(directory, { recursive: true });
-  const base = join(directory, `gateway-${smoke ? "smoke-" : ""}${stamp}`);
-  writeFileSync(`${base}.md`, `${markdown}${busy}\n`);
-  writeFileSync(
-    `${base}.json`,
-    `${JSON.stringify(
-      {
-        benchmark: "gateway",
-        startedAt: startedAt.toISOString(),
-        config,
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, load },
-        overhead,
-        nginx: nginxNote ?? "ok",
-        routing,
-        targets,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.error(`wrote ${base}.json and .md`);
+  publishResults({
+    benchmark: "gateway",
+    smoke,
+    startedAt,
+    machine: machineOf(loadBefore),
+    markdown,
+    busyWhy: "the replicas, the gateway, nginx and this client share them; numbers are noisy",
+    json: { config, overhead, nginx: nginxNote ?? "ok", routing, targets },
+  });
   const failedRequests = routing.reduce((sum, result) => sum + result.failed, 0);
   if (failedRequests > 0) process.exitCode = 1;
 }

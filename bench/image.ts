@@ -4,21 +4,11 @@
 // torch) from published sizes, for scale. Markdown table and JSON in bench/results/.
 // Smoke mode (`-- --smoke` or BENCH_SMOKE=1) times berth build only, for CI.
 import { spawnSync } from "node:child_process";
-import {
-  appendFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { Podman, runOk } from "../test/image/podman.js";
+import { machineOf, publishResults, REPO_ROOT } from "./report.js";
 
 /**
  * The seed packaged GPT-2 on a TensorFlow base image and installed torch on top. No registry is
@@ -59,22 +49,8 @@ async function timed<T>(work: () => Promise<T>): Promise<Timed<T>> {
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, value };
 }
 
-function findRepoRoot(start: string): string {
-  for (let dir = start; dir !== dirname(dir); dir = dirname(dir)) {
-    const manifest = join(dir, "package.json");
-    if (
-      existsSync(manifest) &&
-      (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "berth"
-    ) {
-      return dir;
-    }
-  }
-  throw new Error("cannot find the berth repository above the bench script");
-}
-
-const repoRoot = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
 const smoke = process.argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
-const home = process.env.BERTH_HOME ?? join(repoRoot, ".berth", "bench-home");
+const home = process.env.BERTH_HOME ?? join(REPO_ROOT, ".berth", "bench-home");
 
 interface BuildJson {
   manifestDigest: string;
@@ -91,7 +67,7 @@ async function berthBuild(
   const out = await runOk(
     process.execPath,
     [
-      join(repoRoot, "bin", "berth.js"),
+      join(REPO_ROOT, "bin", "berth.js"),
       "build",
       "--project",
       project,
@@ -112,9 +88,9 @@ async function berthBuild(
 function snapshotProject(into: string): string {
   mkdirSync(into, { recursive: true });
   for (const name of ["package.json", "package-lock.json", "bin", "dist"]) {
-    cpSync(join(repoRoot, name), join(into, name), { recursive: true, preserveTimestamps: true });
+    cpSync(join(REPO_ROOT, name), join(into, name), { recursive: true, preserveTimestamps: true });
   }
-  symlinkSync(join(repoRoot, "node_modules"), join(into, "node_modules"));
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(into, "node_modules"));
   return into;
 }
 
@@ -125,7 +101,7 @@ function dockerContext(into: string): string {
     return into;
   }
   mkdirSync(into, { recursive: true });
-  const archive = spawnSync("sh", ["-c", `git -C '${repoRoot}' archive HEAD | tar -x -C '${into}'`], {
+  const archive = spawnSync("sh", ["-c", `git -C '${REPO_ROOT}' archive HEAD | tar -x -C '${into}'`], {
     encoding: "utf8",
   });
   if (archive.status !== 0) throw new Error(`git archive failed: ${archive.stderr}`);
@@ -151,11 +127,13 @@ interface Row {
 }
 
 async function main(): Promise<void> {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
   const work = mkdtempSync(join(process.env.BERTH_BENCH_TMP ?? tmpdir(), "berth-bench-image-"));
   const rows: Row[] = [];
   try {
     const base = (
-      await runOk("bash", [join(repoRoot, "scripts", "image", "make-base.sh")], {
+      await runOk("bash", [join(REPO_ROOT, "scripts", "image", "make-base.sh")], {
         env: { ...process.env, BERTH_HOME: home },
       })
     )
@@ -272,12 +250,9 @@ async function main(): Promise<void> {
   const seedCompressed = SEED_APPROACH.reduce((sum, part) => sum + part.compressedBytes, 0);
   const berth = rows[0] as Row;
   const dockerfile = rows[1];
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const machine = machineOf(loadBefore);
   const result = {
-    bench: "image",
     smoke,
-    at: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavg: loadavg() },
     rows,
     targets: {
       cpuImageUnpackedAtMostBytes: TARGET_CPU_IMAGE_BYTES,
@@ -292,11 +267,11 @@ async function main(): Promise<void> {
   };
 
   const lines = [
-    `# bench:image${smoke ? " (smoke)" : ""} — ${result.at}`,
+    `# bench:image${smoke ? " (smoke)" : ""} — ${startedAt.toISOString()}`,
     "",
-    `Machine: ${result.machine.cpus} CPUs (${result.machine.cpuModel}), load ${loadavg()
+    `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), load ${machine.load.after
       .map((l) => l.toFixed(2))
-      .join(" ")}. ` +
+      .join(" ")} at the end. ` +
       "Same local Node 20 base (scripts/image/make-base.sh) for both; sizes without a model.",
     "",
     "| method | cold | warm | one file changed | unpacked | compressed | notes |",
@@ -314,12 +289,7 @@ async function main(): Promise<void> {
     ...SEED_APPROACH.map((p) => `- ${p.part}: ${megabytes(p.compressedBytes)} — ${p.source}`),
     "",
   ];
-  const resultsDir = join(repoRoot, "bench", "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const name = `image${smoke ? "-smoke" : ""}-${stamp}`;
-  writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(join(resultsDir, `${name}.md`), lines.join("\n"));
-  process.stdout.write(`${lines.join("\n")}\nwrote bench/results/${name}.json and .md\n`);
+  publishResults({ benchmark: "image", smoke, startedAt, machine, markdown: lines.join("\n"), json: result });
 }
 
 main().catch((error: unknown) => {

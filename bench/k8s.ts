@@ -1,52 +1,16 @@
-// bench:k8s — render + apply + wait Available for 1, 10 and 100 model deployments on the test control
-// plane (kwok's simulated nodes), `berth deploy` side by side with `kubectl apply -f` of the same rendered
-// YAML plus `kubectl rollout status`. Reports wall time and requests sent to the API server, for the first
-// deploy and for an unchanged re-deploy. Markdown table on stdout, JSON in bench/results/.
-//
-// Smoke mode (`-- --smoke` or BENCH_SMOKE=1): sizes 1 and 3, for CI. `--sizes=1,10` picks sizes.
-// Requests: Berth counts its own (deploy --json), kubectl's are its `-v=6` response log lines.
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { dirname, join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { clusterAvailability, findBinDir, startCluster } from "../test/k8s/cluster.js";
+import { type ProcessRun, runProcess } from "../test/support/run-process.js";
+import { machineOf, publishResults, REPO_ROOT } from "./report.js";
 
-/** The repository root, from the source or from the compiled copy under .berth/bench-build. */
-function findRepoRoot(from: string): string {
-  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "bin", "berth.js"))) return dir;
-  }
-  throw new Error(`no repository root above ${from}`);
-}
-const repoRoot = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
-const BERTH = join(repoRoot, "bin", "berth.js");
+const BERTH = join(REPO_ROOT, "bin", "berth.js");
 
-interface Timed {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
+type Timed = ProcessRun;
 
-function timed(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Timed> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      resolve({ code: code ?? -1, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
-    );
-  });
+function timed(command: string, args: string[]): Promise<Timed> {
+  return runProcess(command, args);
 }
 
 function must(result: Timed, what: string): Timed {
@@ -217,41 +181,22 @@ async function main(argv: string[]): Promise<void> {
     ),
   ];
   const table = lines.join("\n");
-  const load = { before: loadBefore, after: loadavg() };
-  console.log(
-    `\nbench:k8s — render + apply + wait Available, ${smoke ? "smoke" : "full"}; 6 objects per model deployment\n`,
-  );
-  console.log(table);
-  console.log(
-    "\nberth: one process per deploy (node start, spec load, render, apply, watch). kubectl: `kubectl apply -f` of the same" +
+  const markdown = [
+    `\n## bench:k8s — render + apply + wait Available, ${smoke ? "smoke" : "full"}; 6 objects per model deployment`,
+    "",
+    table,
+    "",
+    "berth: one process per deploy (node start, spec load, render, apply, watch). kubectl: `kubectl apply -f` of the same" +
       " rendered YAML, then `kubectl rollout status deployment -l ...`; discovery cache warm.",
-  );
-  if (Math.max(...load.before, ...load.after) > cpus().length) {
-    console.log(
-      `Note: the machine was busy (load average ${load.before[0]?.toFixed(1)} → ${load.after[0]?.toFixed(1)} on ${cpus().length} CPUs).`,
-    );
-  }
-  const stamp = startedAt.toISOString().replace(/:/g, "-").replace(/\..+$/, "");
-  const directory = join(repoRoot, "bench", "results");
-  mkdirSync(directory, { recursive: true });
-  const base = join(directory, `k8s-${smoke ? "smoke-" : ""}${stamp}`);
-  writeFileSync(
-    `${base}.json`,
-    `${JSON.stringify(
-      {
-        benchmark: "k8s",
-        startedAt: startedAt.toISOString(),
-        smoke,
-        sizes,
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: totalmem() / 2 ** 30, load },
-        results: rows,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  writeFileSync(`${base}.md`, `${table}\n`);
-  console.error(`wrote ${base}.json and ${base}.md`);
+  ].join("\n");
+  publishResults({
+    benchmark: "k8s",
+    smoke,
+    startedAt,
+    machine: machineOf(loadBefore),
+    markdown,
+    json: { smoke, sizes, results: rows },
+  });
 }
 
 await main(process.argv.slice(2));

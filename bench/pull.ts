@@ -7,20 +7,14 @@
 // system is reported. Smoke mode (BENCH_SMOKE=1 or --smoke): the tiny model (15 MB), one round.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  copyFileSync,
-  createReadStream,
-  linkSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { copyFileSync, createReadStream, linkSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureTinyModel, type TinyDtype, type TinyShapeName } from "../src/models/tiny.js";
 import type { HubRequestRecord } from "../test/support/hub-server.js";
+import { type ProcessRun, runProcess } from "../test/support/run-process.js";
+import { machineOf, publishResults, REPO_ROOT, targetLines } from "./report.js";
 
 const SYSTEMS = ["berth", "curl", "python"] as const;
 type SystemName = (typeof SYSTEMS)[number];
@@ -56,30 +50,10 @@ interface Resume {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to .berth/bench-build/bench/pull.js; the repository root is three levels up.
-const repoRoot = resolve(here, "..", "..", "..");
 
-function run(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string; wallSeconds: number }> {
-  return new Promise((resolvePromise, reject) => {
-    const started = performance.now();
-    const child = spawn(command, args, { env, cwd: repoRoot });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      resolvePromise({ code, stdout, stderr, wallSeconds: (performance.now() - started) / 1000 }),
-    );
-  });
+/** A client run from the repository root with the environment given. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<ProcessRun> {
+  return runProcess(command, args, { env, cwd: REPO_ROOT });
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -157,7 +131,7 @@ async function download(
   let seconds: number;
   let checkSeconds: number | undefined;
   let path: string;
-  let result: Awaited<ReturnType<typeof run>>;
+  let result: ProcessRun;
   try {
     if (system === "curl") {
       path = join(home, context.file);
@@ -219,7 +193,7 @@ async function download(
     return {
       system,
       seconds,
-      wallSeconds: result.wallSeconds,
+      wallSeconds: result.seconds,
       megabytesPerSecond: context.size / 1e6 / seconds,
       sha256Ok,
       path,
@@ -346,7 +320,6 @@ async function main(argv: string[]): Promise<void> {
       resumes.push(await resume(system, context));
     }
     const table = markdown(config, size, downloads, resumes);
-    console.log(table);
     const berth = downloads.find((d) => d.system === "berth");
     const curl = downloads.find((d) => d.system === "curl");
     const ratio = berth && curl ? berth.megabytesPerSecond / curl.megabytesPerSecond : Number.NaN;
@@ -359,41 +332,21 @@ async function main(argv: string[]): Promise<void> {
         met: berthResume?.bytesResent === 0,
       },
     ];
-    console.log("");
-    for (const t of targets)
-      console.log(`- ${t.met ? "met" : "NOT met"}: ${t.target} (${fmt(Number(t.value))})`);
-    if ((loadBefore[0] ?? 0) > 1.5) {
-      console.log(
-        `\nNote: the machine was busy (load average ${loadBefore[0]?.toFixed(1)} on ${cpus().length} CPUs when the run started).`,
-      );
-    }
-    const stamp = startedAt.toISOString().replace(/:/g, "-").replace(/\..+$/, "");
-    const directory = join(repoRoot, "bench", "results");
-    mkdirSync(directory, { recursive: true });
-    const out = join(directory, `pull-${smoke ? "smoke-" : ""}${stamp}.json`);
-    writeFileSync(
-      out,
-      `${JSON.stringify(
-        {
-          benchmark: "pull",
-          startedAt: startedAt.toISOString(),
-          config,
-          file: { name: file, bytes: size, sha256 },
-          machine: {
-            cpus: cpus().length,
-            cpuModel: cpus()[0]?.model,
-            load: { before: loadBefore, after: loadavg() },
-          },
-          results: downloads,
-          rounds,
-          resume: resumes,
-          targets,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    console.error(`wrote ${out}`);
+    publishResults({
+      benchmark: "pull",
+      smoke,
+      startedAt,
+      machine: machineOf(loadBefore),
+      markdown: [table, "", ...targetLines(targets, (value) => fmt(Number(value)))].join("\n"),
+      json: {
+        config,
+        file: { name: file, bytes: size, sha256 },
+        results: downloads,
+        rounds,
+        resume: resumes,
+        targets,
+      },
+    });
     if (!berth?.sha256Ok || !berthResume?.sha256Ok) process.exitCode = 1;
   } finally {
     hub.child.kill("SIGTERM");
