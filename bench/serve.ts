@@ -43,6 +43,10 @@ interface BenchConfig {
   contextPerSequence: number;
   /** `--neighbour`: a one-CPU burner runs beside each system while it serves (bench/neighbour.ts). */
   neighbour: boolean;
+  /** `--fixed-threads`: Berth (bare and serve) decodes with exactly `threads`, no adaptive count (the "before"). */
+  fixedThreads: boolean;
+  /** `--per-worker=N`: requests each closed-loop worker sends (default 4 at c = 1, else 2). */
+  perWorker?: number | undefined;
 }
 
 interface RequestSample {
@@ -66,6 +70,8 @@ interface RunResult {
    * sensitive than tok/s to other load on a shared machine (OpenMP spin-waits still count).
    */
   cpuMsPerToken: number;
+  /** The same for the process's main thread alone (Berth: all its JavaScript; measured over HTTP only). */
+  mainThreadCpuMsPerToken?: number;
   /** Requests that failed during the measured loop: status, code and message of each. */
   failures: FailedRequest[];
 }
@@ -91,6 +97,7 @@ function findUp(from: string): string {
 }
 
 function requestsPerWorker(config: BenchConfig, concurrency: number): number {
+  if (config.perWorker !== undefined) return config.perWorker;
   if (config.smoke) return 1;
   return concurrency === 1 ? 4 : 2;
 }
@@ -169,6 +176,7 @@ async function runBareWorker(
     modelPath,
     parallel: concurrency,
     threads: config.threads,
+    adaptiveThreads: !config.fixedThreads,
     contextPerSequence: config.contextPerSequence,
   });
   const send = async (index: number, maxTokens: number): Promise<RequestSample> => {
@@ -243,11 +251,14 @@ function peakRssMiB(pid: number | undefined): number {
   }
 }
 
-/** utime + stime of a process (all its threads) from /proc, in seconds (clock ticks of 1/100 s on Linux). */
-function cpuSecondsOf(pid: number | undefined): number {
+/**
+ * utime + stime of a process (all its threads) from /proc, in seconds (clock ticks of 1/100 s on
+ * Linux); with `mainThread`, of its main thread alone.
+ */
+function cpuSecondsOf(pid: number | undefined, mainThread = false): number {
   if (pid === undefined) return Number.NaN;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "utf8");
     // Fields after the command name (which is in parentheses and may contain spaces).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -335,13 +346,24 @@ async function runHttp(
       ),
     );
     const cpuBefore = cpuSecondsOf(child.pid);
+    const mainBefore = cpuSecondsOf(child.pid, true);
     const { samples, failures, wallSeconds } = await closedLoop(
       concurrency,
       requestsPerWorker(config, concurrency),
       (index) => streamCompletion(pool, model, promptFor(index), config.maxTokens),
     );
     const cpuSeconds = cpuSecondsOf(child.pid) - cpuBefore;
-    return summarize(system, concurrency, samples, wallSeconds, peakRssMiB(child.pid), cpuSeconds, failures);
+    const mainSeconds = cpuSecondsOf(child.pid, true) - mainBefore;
+    const result = summarize(
+      system,
+      concurrency,
+      samples,
+      wallSeconds,
+      peakRssMiB(child.pid),
+      cpuSeconds,
+      failures,
+    );
+    return { ...result, mainThreadCpuMsPerToken: (mainSeconds * 1000) / result.tokens };
   } catch (error) {
     const reason = `${(error as Error).message}${stderrTail ? ` — ${stderrTail.trim().split("\n").pop()}` : ""}`;
     return { system, concurrency, unavailable: reason };
@@ -371,7 +393,11 @@ function berthTarget(config: BenchConfig, modelPath: string, port: number, concu
       "--max-queue",
       String(4 * concurrency),
     ],
-    env: engineProcessEnv({ ...process.env, BERTH_LOG_LEVEL: "warn" }),
+    env: engineProcessEnv({
+      ...process.env,
+      BERTH_LOG_LEVEL: "warn",
+      ...(config.fixedThreads ? { BERTH_ADAPTIVE_THREADS: "0" } : {}),
+    }),
     readyPath: "/readyz",
   };
 }
@@ -469,6 +495,7 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
     `Model ${config.shape} ${config.dtype}, ${config.maxTokens} new tokens (greedy, ignore_eos), ${config.threads} threads, ` +
       `${config.contextPerSequence} tokens of context per slot, slots = concurrency` +
       (config.neighbour ? ", a noisy neighbour burning one CPU beside each system" : "") +
+      (config.fixedThreads ? ", Berth's thread count fixed (no adaptive threads)" : "") +
       (config.repeat > 1 ? `, median of ${config.repeat} alternating rounds.` : "."),
     "",
     "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | CPU ms/tok | ×bare | ×llama-server | CPU ×llama-server |",
@@ -586,6 +613,8 @@ function configFrom(argv: string[]): BenchConfig {
   const listed = argv.find((arg) => arg.startsWith("--concurrency="))?.split("=")[1];
   const systems = argv.find((arg) => arg.startsWith("--systems="))?.split("=")[1];
   const repeat = Number(argv.find((arg) => arg.startsWith("--repeat="))?.split("=")[1] ?? 1);
+  const perWorkerArg = argv.find((arg) => arg.startsWith("--per-worker="))?.split("=")[1];
+  const perWorker = perWorkerArg === undefined ? undefined : Number(perWorkerArg);
   // Smoke runs on CI machines shared with other jobs: one thread avoids OpenMP barriers waiting on
   // the scheduler, which make a busy 2-core machine 10x slower. Full runs use the physical cores.
   const threads = Number(process.env.BENCH_THREADS ?? (smoke ? 1 : physicalCores()));
@@ -600,6 +629,9 @@ function configFrom(argv: string[]): BenchConfig {
     threads,
     contextPerSequence: smoke ? 256 : 1024,
     neighbour: argv.includes("--neighbour"),
+    fixedThreads: argv.includes("--fixed-threads"),
+    perWorker:
+      perWorker !== undefined && Number.isInteger(perWorker) && perWorker > 0 ? perWorker : undefined,
   };
 }
 

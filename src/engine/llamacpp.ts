@@ -51,7 +51,10 @@ export interface LlamaEngineOptions {
    * With `adaptiveThreads` the engine decodes with fewer while fewer are faster (src/engine/threads.ts).
    */
   threads?: number;
-  /** Measure decode steps and use the fastest thread count up to `threads`. Default true. */
+  /**
+   * Measure decode steps and use the fastest thread count up to `threads`. Default true, unless the
+   * environment has BERTH_ADAPTIVE_THREADS=0 (then exactly `threads`, as before).
+   */
   adaptiveThreads?: boolean;
   /** Requests admitted while every slot is busy; one more is refused (BERTH_OVERLOADED). Default 4×parallel. */
   maxQueue?: number;
@@ -181,7 +184,10 @@ export async function createLlamaEngine(options: LlamaEngineOptions): Promise<En
       prefillChunk,
       contextPerSequence: Math.min(contextPerSequence, context.contextSize),
       maxQueue: options.maxQueue ?? 4 * parallel,
-      tuner: options.adaptiveThreads === false ? undefined : new ThreadTuner({ maxThreads: threads }),
+      tuner:
+        (options.adaptiveThreads ?? process.env.BERTH_ADAPTIVE_THREADS !== "0")
+          ? new ThreadTuner({ maxThreads: threads })
+          : undefined,
       minPrefixReuse: options.minPrefixReuse ?? DEFAULT_MIN_PREFIX_REUSE,
       prefixReuse: options.prefixReuse ?? true,
       info: {
@@ -511,7 +517,12 @@ class LlamaEngine implements Engine {
       }
     }
     const outcomes = await Promise.allSettled(work.map((item) => item.promise));
-    if (tuner && decodeOnly && work.length > 0) tuner.record(performance.now() - startedAt, work.length);
+    if (tuner && decodeOnly && work.length > 0) {
+      const before = tuner.settledThreads;
+      tuner.record(performance.now() - startedAt, work.length);
+      if (tuner.settledThreads !== before)
+        this.parts.logger?.info({ threads: tuner.settledThreads, was: before }, "decode threads changed");
+    }
     const releases: Promise<unknown>[] = [];
     outcomes.forEach((outcome, index) => {
       const { job, kind } = work[index]!;

@@ -13,11 +13,14 @@
 export interface ThreadTunerOptions {
   /** The most threads to use (the CPU budget, or what the user asked for). */
   maxThreads: number;
-  /** Steps measured at the current count before a probe; also the hold after a change. Default 64. */
+  /**
+   * Steps measured at the current count before a probe; also the hold after a change. Default 16:
+   * under contention a spinning step can take a second, so the first probe must come early.
+   */
   holdSteps?: number;
-  /** The longest hold after probes that changed nothing. Default 2048. */
+  /** The longest hold after probes that changed nothing. Default 1024 (probes then cost < 1%). */
   maxHoldSteps?: number;
-  /** Steps measured at the probed count. Default 12. */
+  /** Steps measured at the probed count. Default 8. */
   probeSteps?: number;
   /** A probe wins when its median step is this much faster than the current one's. Default 0.08. */
   margin?: number;
@@ -69,9 +72,9 @@ export class ThreadTuner {
     if (!Number.isInteger(options.maxThreads) || options.maxThreads < 1)
       throw new Error(`maxThreads must be a positive integer, got ${options.maxThreads}`);
     this.maxThreads = options.maxThreads;
-    this.baseHold = options.holdSteps ?? 64;
-    this.maxHold = options.maxHoldSteps ?? 2048;
-    this.probeSteps = options.probeSteps ?? 12;
+    this.baseHold = options.holdSteps ?? 16;
+    this.maxHold = options.maxHoldSteps ?? 1024;
+    this.probeSteps = options.probeSteps ?? 8;
     this.margin = options.margin ?? 0.08;
     this.settled = options.maxThreads;
     this.hold = this.baseHold;
@@ -80,6 +83,11 @@ export class ThreadTuner {
   /** Threads for the next step. */
   get threads(): number {
     return this.phase === "probe" ? this.probed : this.settled;
+  }
+
+  /** Threads outside probes: the count the tuner last found fastest. */
+  get settledThreads(): number {
+    return this.settled;
   }
 
   /**
