@@ -8,6 +8,7 @@ import { ensureTinyModel, GPT2_EOT_TOKEN, writeTinyModelAtomically } from "../mo
 import { berthHome } from "../util/home.js";
 import { createLogger } from "../util/log.js";
 import { buildServerApp } from "./app.js";
+import { renderDefaultChat } from "./chat-template.js";
 
 // A ChatML-like template with GPT-2's only special token as the turn separator.
 const TEMPLATE =
@@ -106,5 +107,16 @@ describe("chat prompts", () => {
       { role: "user", content: "Hi" },
     ]);
     expect(tokens).toEqual(withoutTemplate.tokenize("system: Be brief.\nuser: Hi\nassistant:"));
+  });
+
+  it("writes an earlier answer that starts with a space right after its colon, as it was generated", () => {
+    expect(
+      renderDefaultChat([
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: " Hello there." },
+        { role: "assistant", content: "No space." },
+        { role: "user", content: " Spaced user text" },
+      ]),
+    ).toBe("user: Hi\nassistant: Hello there.\nassistant: No space.\nuser:  Spaced user text\nassistant:");
   });
 });

@@ -28,10 +28,21 @@ export function normalizeMessages(messages: readonly ChatMessageInput[]): ChatMe
  *   user: Hi
  *   assistant:
  *
- * No space follows the final colon: GPT-2's tokens carry their leading space (" Hello").
+ * No space follows the final colon: GPT-2's tokens carry their leading space (" Hello"); for the
+ * same reason an assistant message that starts with a space gets none added after its colon.
  */
 export function renderDefaultChat(messages: readonly ChatMessage[]): string {
-  return `${messages.map((message) => `${message.role}: ${message.content}`).join("\n")}\nassistant:`;
+  return `${messages.map((message) => `${message.role}:${separatorBefore(message)}${message.content}`).join("\n")}\nassistant:`;
+}
+
+/**
+ * An answer the model gave after "assistant:" starts with its own space (" Hello"): it follows the
+ * colon as it was generated, so an earlier turn sent back reads, and tokenizes, as the slot's KV
+ * cache holds it, and the next turn reuses the answer too (with a second space added, reuse
+ * stopped at every answer's first token: bench/README.md, "Multi-turn prefix reuse").
+ */
+function separatorBefore(message: ChatMessage): string {
+  return message.role === "assistant" && /^\s/.test(message.content) ? "" : " ";
 }
 
 /** A rendered prompt piece: template text may hold special tokens, message text never does. */
