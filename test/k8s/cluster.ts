@@ -59,6 +59,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { freePort } from "../support/net.js";
+import { runProcess } from "../support/run-process.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BUILD_SCRIPT = join(REPO_ROOT, "scripts", "k8s-testenv", "build.sh");
@@ -602,34 +603,20 @@ const EtcdHealthSchema = z.object({ health: z.string() });
 // ---------------------------------------------------------------------------------------------------------
 // kubectl
 
-function runKubectl(
+async function runKubectl(
   kubectlPath: string,
   kubeconfigPath: string,
   args: readonly string[],
   options: KubectlOptions = {},
 ): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(kubectlPath, [...args], {
-      env: { ...process.env, KUBECONFIG: options.kubeconfig ?? kubeconfigPath },
-      stdio: ["pipe", "pipe", "pipe"],
-      timeout: options.timeoutMs ?? 120_000,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      const result = { code: code ?? (signal ? 128 : 1), stdout, stderr };
-      if (result.code !== 0 && !options.allowFailure) reject(new KubectlError(args, result));
-      else resolve(result);
-    });
-    child.stdin.end(options.input ?? "");
+  const run = await runProcess(kubectlPath, args, {
+    env: { ...process.env, KUBECONFIG: options.kubeconfig ?? kubeconfigPath },
+    input: options.input ?? "",
+    timeoutMs: options.timeoutMs ?? 120_000,
   });
+  const result = { code: run.code ?? (run.signal ? 128 : 1), stdout: run.stdout, stderr: run.stderr };
+  if (result.code !== 0 && !options.allowFailure) throw new KubectlError(args, result);
+  return result;
 }
 
 const KubeconfigViewSchema = z.object({
