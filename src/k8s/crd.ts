@@ -87,39 +87,43 @@ export const SPEC_FIELD_OVERRIDES: Readonly<Record<string, FieldOverride>> = {
   "autoscaling.idleToZero": durationField(["autoscaling", "idleToZero"]),
 };
 
-const betweenMinAndMax =
-  "'must be between spec.replicas.min (' + string(self.min) + ') and spec.replicas.max (' + string(self.max) + ')'";
+// Static messages: a messageExpression with string(int) is costed far over the API server's budget.
+const betweenMinAndMax = "must be between spec.replicas.min and spec.replicas.max";
 
-/** The spec's cross-field checks (the superRefine in schema.ts) as CEL, keyed by the node that carries them. */
+/**
+ * The spec's cross-field checks (the superRefine in schema.ts) as CEL, keyed by the node that carries them.
+ * Each tolerates absent fields: the API server checks a default (`replicas: {}`) before filling its fields,
+ * and a stored object always has them filled.
+ */
 export const SPEC_RULES: Readonly<Record<string, ValidationRule[]>> = {
   replicas: [
     {
-      rule: "self.min <= self.max",
-      messageExpression: "'must be ≥ spec.replicas.min (' + string(self.min) + ')'",
+      rule: "!has(self.min) || !has(self.max) || self.min <= self.max",
+      message: "must be ≥ spec.replicas.min",
       fieldPath: ".max",
     },
     {
-      rule: "!has(self.initial) || (self.initial >= self.min && self.initial <= self.max)",
-      messageExpression: betweenMinAndMax,
+      rule: "!has(self.initial) || !has(self.min) || !has(self.max) || (self.initial >= self.min && self.initial <= self.max)",
+      message: betweenMinAndMax,
       fieldPath: ".initial",
     },
     {
-      rule: "!has(self.desired) || (self.desired >= self.min && self.desired <= self.max)",
-      messageExpression: betweenMinAndMax,
+      rule: "!has(self.desired) || !has(self.min) || !has(self.max) || (self.desired >= self.min && self.desired <= self.max)",
+      message: betweenMinAndMax,
       fieldPath: ".desired",
     },
   ],
   autoscaling: [
     {
       // Only between two valid durations: the pattern names a bad one, duration() would fail on it.
-      rule: `!self.panicWindow.matches(${CEL_DURATION}) || !self.stableWindow.matches(${CEL_DURATION}) || ${celDuration("self.panicWindow")} <= ${celDuration("self.stableWindow")}`,
+      rule: `!has(self.panicWindow) || !has(self.stableWindow) || !self.panicWindow.matches(${CEL_DURATION}) || !self.stableWindow.matches(${CEL_DURATION}) || ${celDuration("self.panicWindow")} <= ${celDuration("self.stableWindow")}`,
       message: "must not be longer than spec.autoscaling.stableWindow",
       fieldPath: ".panicWindow",
     },
   ],
   "": [
     {
-      rule: "!(has(self.model.cache) && has(self.kubernetes.modelVolumeClaim))",
+      rule: "!has(self.kubernetes) || !(has(self.model.cache) && has(self.kubernetes.modelVolumeClaim))",
       message:
         "give either spec.model.cache (Berth pulls into a shared claim) or spec.kubernetes.modelVolumeClaim (a claim that already holds the file), not both",
       fieldPath: ".model.cache",
