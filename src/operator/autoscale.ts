@@ -225,17 +225,16 @@ class AutoscaleLoop implements Autoscaler {
     while ((state.observations[0]?.at ?? now) <= keepFrom) state.observations.shift();
 
     const current = deploymentReplicas(workload);
-    // Taking over (a new leader, a restart) starts from the count the Deployment has, so nothing
-    // jumps; a Deployment this loop never scaled starts from the spec's initial count.
-    state.state ??= scaledBefore(workload)
-      ? {
-          desired: current,
-          panicSince: undefined,
-          panicLastOverAt: undefined,
-          recommendations: [{ at: now, desired: current }],
-          lastActiveAt: now,
-        }
-      : undefined;
+    // The loop starts from the count the Deployment has (a new leader, a restart: nothing jumps;
+    // a new Deployment: the API server's 1, then min/max and the load decide). So replicas.initial
+    // above min is not applied in operator mode.
+    state.state ??= {
+      desired: current,
+      panicSince: undefined,
+      panicLastOverAt: undefined,
+      recommendations: [{ at: now, desired: current }],
+      lastActiveAt: now,
+    };
     const decision = decideReplicas({
       observations: state.observations,
       readyReplicas: readyReplicas(workload),
@@ -290,11 +289,6 @@ function deploymentReplicas(workload: LiveObject): number {
 function readyReplicas(workload: LiveObject): number {
   const status = workload.status as { readyReplicas?: number } | undefined;
   return status?.readyReplicas ?? 0;
-}
-
-function scaledBefore(workload: LiveObject): boolean {
-  const managed = (workload.metadata as { managedFields?: Array<{ manager?: string }> }).managedFields;
-  return managed?.some((entry) => entry.manager === AUTOSCALER_FIELD_MANAGER) ?? false;
 }
 
 /** spec.replicas.desired (kubectl scale, an HPA, `berth scale`): a floor for the autoscaler. */
