@@ -490,6 +490,7 @@ class LlamaEngine implements Engine {
     // Only steps that decode one token per sequence are timed for the tuner: prompt chunks vary.
     let decodeOnly = true;
     const startedAt = performance.now();
+    const cpuAtStart = tuner ? process.cpuUsage() : undefined;
     const work: StepWork[] = [];
     for (const slot of busy) {
       const job = slot.job!;
@@ -519,7 +520,8 @@ class LlamaEngine implements Engine {
     const outcomes = await Promise.allSettled(work.map((item) => item.promise));
     if (tuner && decodeOnly && work.length > 0) {
       const before = tuner.settledThreads;
-      tuner.record(performance.now() - startedAt, work.length);
+      const cpu = process.cpuUsage(cpuAtStart);
+      tuner.record(performance.now() - startedAt, work.length, (cpu.user + cpu.system) / 1000);
       if (tuner.settledThreads !== before)
         this.parts.logger?.info({ threads: tuner.settledThreads, was: before }, "decode threads changed");
     }

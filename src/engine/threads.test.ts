@@ -40,10 +40,27 @@ describe("ThreadTuner", () => {
     expect(tuner.threads).toBe(3);
   });
 
-  it("needs a clear win: a probe within the margin changes nothing", () => {
+  it("keeps more threads only when they save wall time worth their CPU", () => {
+    // Quiet: 2 threads 40% faster for 20% more CPU: kept.
+    const quietTuner = new ThreadTuner({ maxThreads: 2, holdSteps: 16, probeSteps: 4, margin: 0.1 });
+    for (let step = 0; step < 300; step++) {
+      const threads = quietTuner.threads;
+      quietTuner.record(threads === 2 ? 12 : 20, 1, threads === 2 ? 24 : 20);
+    }
+    expect(quietTuner.threads).toBe(2);
+    // Every core taken: 2 spinning threads 10% faster for 3x the CPU: one thread wins.
+    const busyTuner = new ThreadTuner({ maxThreads: 2, holdSteps: 16, probeSteps: 4, margin: 0.05 });
+    for (let step = 0; step < 300; step++) {
+      const threads = busyTuner.threads;
+      busyTuner.record(threads === 2 ? 18 : 20, 1, threads === 2 ? 60 : 20);
+    }
+    expect(busyTuner.threads).toBe(1);
+  });
+
+  it("needs a clear win: more threads within the margin are not kept", () => {
     const tuner = new ThreadTuner({ maxThreads: 2, holdSteps: 16, probeSteps: 4, margin: 0.1 });
-    drive(tuner, 300, (threads) => (threads === 1 ? 19 : 20));
-    expect(tuner.threads).toBe(2);
+    drive(tuner, 300, (threads) => (threads === 1 ? 20 : 19));
+    expect(tuner.threads).toBe(1);
   });
 
   it("compares only steps of the same shape", () => {

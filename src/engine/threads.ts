@@ -7,8 +7,13 @@
 // here, 5x the CPU per token and a fifth of the speed. Fewer threads then are faster, and on a quiet
 // machine more are. Neither the core count nor a cgroup quota says which case holds, so the tuner
 // measures: it runs at its current count, now and then tries one thread more or fewer for a few
-// steps, and keeps whichever made steps faster. The cost is the probe steps at the worse count; after
-// a probe that changes nothing it waits twice as long before the next (up to `maxHoldSteps`).
+// steps, and keeps whichever is better. The cost is the probe steps at the worse count; after a probe
+// that changes nothing it waits twice as long before the next (up to `maxHoldSteps`).
+//
+// "Better" weighs CPU as well as wall time: on a machine where every core is taken, two spinning
+// threads win a larger share of the CPU from other processes and so can finish a step a little
+// sooner while burning 3x the CPU (measured: 98% of samples in ggml_barrier). More threads are kept
+// only when they save at least half as much wall time as they add CPU time, and at least `margin`.
 
 export interface ThreadTunerOptions {
   /** The most threads to use (the CPU budget, or what the user asked for). */
@@ -28,19 +33,24 @@ export interface ThreadTunerOptions {
 
 type Phase = "hold" | "probe";
 
+interface Step {
+  wallMs: number;
+  cpuMs: number;
+}
+
 /** Step times by step shape (key). */
 class Samples {
-  private readonly byKey = new Map<number, number[]>();
+  private readonly byKey = new Map<number, Step[]>();
   count = 0;
 
-  add(key: number, ms: number): void {
+  add(key: number, step: Step): void {
     const list = this.byKey.get(key);
-    if (list) list.push(ms);
-    else this.byKey.set(key, [ms]);
+    if (list) list.push(step);
+    else this.byKey.set(key, [step]);
     this.count++;
   }
 
-  of(key: number): number[] {
+  of(key: number): Step[] {
     return this.byKey.get(key) ?? [];
   }
 
@@ -91,18 +101,20 @@ export class ThreadTuner {
   }
 
   /**
-   * Records one decode step that ran with `this.threads` threads and took `ms`. Only steps of the
-   * same shape are compared: `key` names it (the engine passes the number of sequences that
-   * generated a token in the step); a probe is judged on its commonest shape.
+   * Records one decode step that ran with `this.threads` threads, took `wallMs` and used `cpuMs` of
+   * the process's CPU time. Only steps of the same shape are compared: `key` names it (the engine
+   * passes the number of sequences that generated a token in the step); a probe is judged on its
+   * commonest shape.
    */
-  record(ms: number, key: number): void {
-    if (this.maxThreads === 1 || !Number.isFinite(ms) || ms < 0) return;
+  record(wallMs: number, key: number, cpuMs = wallMs * this.threads): void {
+    if (this.maxThreads === 1 || !Number.isFinite(wallMs) || wallMs < 0 || !Number.isFinite(cpuMs)) return;
+    const step = { wallMs, cpuMs: Math.max(cpuMs, 1e-6) };
     if (this.phase === "hold") {
-      this.current.add(key, ms);
+      this.current.add(key, step);
       if (this.current.count >= this.hold) this.startProbe();
       return;
     }
-    this.probe.add(key, ms);
+    this.probe.add(key, step);
     if (this.probe.count < this.probeSteps) return;
     const shape = this.probe.commonest()!;
     const probeTimes = this.probe.of(shape);
@@ -113,12 +125,31 @@ export class ThreadTuner {
       probeTimes.length < Math.min(4, this.probeSteps)
     ) {
       this.restart(this.hold); // too few comparable steps: measure again, no verdict
-    } else if (median(probeTimes) < median(currentTimes) * (1 - this.margin)) {
+    } else if (this.prefers(this.probed, probeTimes, this.settled, currentTimes)) {
       this.settled = this.probed;
       this.restart(this.baseHold);
     } else {
       this.restart(Math.min(this.maxHold, this.hold * 2));
     }
+  }
+
+  /** Whether `a` threads (steps `aSteps`) beat `b` threads (steps `bSteps`). */
+  private prefers(a: number, aSteps: Step[], b: number, bSteps: Step[]): boolean {
+    const more =
+      a > b
+        ? { wall: median(aSteps.map((s) => s.wallMs)), cpu: median(aSteps.map((s) => s.cpuMs)) }
+        : undefined;
+    const fewer =
+      a > b
+        ? undefined
+        : { wall: median(aSteps.map((s) => s.wallMs)), cpu: median(aSteps.map((s) => s.cpuMs)) };
+    const other = { wall: median(bSteps.map((s) => s.wallMs)), cpu: median(bSteps.map((s) => s.cpuMs)) };
+    const high = more ?? other;
+    const low = fewer ?? other;
+    const wallSaved = (low.wall - high.wall) / low.wall;
+    const cpuAdded = (high.cpu - low.cpu) / low.cpu;
+    const moreJustified = wallSaved >= this.margin && wallSaved >= 0.5 * cpuAdded;
+    return a > b ? moreJustified : !moreJustified;
   }
 
   private startProbe(): void {
