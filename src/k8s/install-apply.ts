@@ -169,7 +169,7 @@ export async function uninstallBerth(
     const more = modelDeployments.length > 5 ? ` and ${modelDeployments.length - 5} more` : "";
     throw new K8sError(
       "BERTH_K8S_IN_USE",
-      `${modelDeployments.length} ${CRD_KIND}${modelDeployments.length === 1 ? "" : "s"} exist (${shown}${more}); ` +
+      `${modelDeployments.length === 1 ? `1 ${CRD_KIND} exists` : `${modelDeployments.length} ${CRD_KIND}s exist`} (${shown}${more}); ` +
         "removing the CRD would delete them and every object the operator made for them. Nothing was removed. " +
         `Delete them first (kubectl delete ${CRD_PLURAL} --all -A) or run berth uninstall --force.`,
     );
@@ -189,7 +189,7 @@ export async function uninstallBerth(
     const response = await client.request({
       method: "DELETE",
       path,
-      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Foreground" },
+      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" },
       objectRef: objectRef(object),
       allowStatus: [404],
     });
