@@ -9,7 +9,7 @@ model=$1 out=${2:-/tmp/berth-profile} levels=${3:-"1 8 16"} per=${4:-2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 for c in $levels; do
-  port=$((18000 + c))
+  port=$((${PORT_BASE:-18000} + c))
   UV_THREADPOOL_SIZE=1 BERTH_LOG_LEVEL=warn node --perf-basic-prof "$root/bin/berth.js" serve --model "$model" \
     --port "$port" --parallel "$c" --threads "${THREADS:-2}" --ctx 1024 >"$out/serve-$c.log" 2>&1 &
   pid=$!

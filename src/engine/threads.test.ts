@@ -57,6 +57,22 @@ describe("ThreadTuner", () => {
     expect(busyTuner.threads).toBe(1);
   });
 
+  it("ends a probe of more threads after two steps when they only burn CPU", () => {
+    const tuner = new ThreadTuner({ maxThreads: 2, holdSteps: 16, probeSteps: 8 });
+    for (let step = 0; step < 16; step++) tuner.record(20, 1, 20); // settle at 1 (a probe down wins)
+    for (let step = 0; step < 8; step++) tuner.record(10, 1, 10);
+    expect(tuner.threads).toBe(1);
+    const used: number[] = [];
+    for (let step = 0; step < 40; step++) {
+      const threads = tuner.threads;
+      used.push(threads);
+      tuner.record(threads === 2 ? 10 : 10, 1, threads === 2 ? 60 : 10);
+    }
+    // The probe up began after the 16-step hold and ended after its second step.
+    expect(used.filter((threads) => threads === 2).length).toBe(2);
+    expect(tuner.threads).toBe(1);
+  });
+
   it("needs a clear win: more threads within the margin are not kept", () => {
     const tuner = new ThreadTuner({ maxThreads: 2, holdSteps: 16, probeSteps: 4, margin: 0.1 });
     drive(tuner, 300, (threads) => (threads === 1 ? 20 : 19));

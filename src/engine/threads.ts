@@ -115,7 +115,11 @@ export class ThreadTuner {
       return;
     }
     this.probe.add(key, step);
-    if (this.probe.count < this.probeSteps) return;
+    if (this.probe.count < this.probeSteps) {
+      if (this.probed > this.settled && this.clearlyWasteful(key))
+        this.restart(Math.min(this.maxHold, this.hold * 2));
+      return;
+    }
     const shape = this.probe.commonest()!;
     const probeTimes = this.probe.of(shape);
     // The current count's most recent steps of that shape, by median (robust to a burst of load).
@@ -131,6 +135,23 @@ export class ThreadTuner {
     } else {
       this.restart(Math.min(this.maxHold, this.hold * 2));
     }
+  }
+
+  /**
+   * After two steps of a probe with more threads: twice the CPU for no wall-time gain ends it at
+   * once. Under contention one spinning step costs many times a step at the settled count, so the
+   * probe's remaining steps would cost more than everything between probes.
+   */
+  private clearlyWasteful(key: number): boolean {
+    const probeSteps = this.probe.of(key);
+    const currentSteps = this.current.of(key);
+    if (probeSteps.length < 2 || currentSteps.length < 2) return false;
+    const probeCpu = median(probeSteps.map((s) => s.cpuMs));
+    const probeWall = median(probeSteps.map((s) => s.wallMs));
+    return (
+      probeCpu >= 2 * median(currentSteps.map((s) => s.cpuMs)) &&
+      probeWall >= median(currentSteps.map((s) => s.wallMs)) * (1 - this.margin)
+    );
   }
 
   /** Whether `a` threads (steps `aSteps`) beat `b` threads (steps `bSteps`). */
