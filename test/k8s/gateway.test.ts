@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadReportSchema } from "../../src/gateway/load-endpoint.js";
+import { specDocument } from "../../src/k8s/render.js";
 import { pollUntil } from "./cluster.js";
 import {
   applyModel,
@@ -189,5 +190,41 @@ describe.skipIf(!ok).sequential(title, () => {
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
+  });
+
+  it("answers at once, in the operator's words, for a Degraded model with no ready endpoint", async () => {
+    const broken = modelSpec({ namespace: NAMESPACE, name: "broken", replicas: "{ min: 1, max: 1 }" });
+    await env.cluster.kubectl(["apply", "--server-side", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: broken.apiVersion,
+        kind: broken.kind,
+        metadata: { name: "broken", namespace: NAMESPACE },
+        spec: specDocument(broken).spec,
+      }),
+    });
+    const message = 'image "localhost/nope:1" cannot be pulled: not found';
+    await env.kube.request({
+      method: "PATCH",
+      path: `/apis/berth.dev/v1alpha1/namespaces/${NAMESPACE}/modeldeployments/broken/status`,
+      contentType: "application/merge-patch+json",
+      body: {
+        status: { conditions: [{ type: "Degraded", status: "True", reason: "ImagePullFailed", message }] },
+      },
+    });
+    await pollUntil(() => served.gateway.directory.unavailable("broken"), {
+      what: "the gateway to read the Degraded condition",
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
+    const failure = await served.client.completions
+      .create({ model: "broken", prompt: "Hello", max_tokens: 4 })
+      .then(
+        () => undefined,
+        (error: unknown) => error as { status?: number; message?: string },
+      );
+    expect(failure?.status).toBe(503);
+    expect(failure?.message).toContain(message);
+    // The other model is unaffected.
+    expect(await completionVia(served.client)).not.toBe("");
   });
 });

@@ -103,7 +103,9 @@ export async function startStandIns(options: StandInOptions): Promise<StandIns> 
       await new Promise((resolve) => setTimeout(resolve, 50));
     standIn.process.child.kill("SIGTERM");
     await standIn.process.exited;
-    byAddress.delete(`${standIn.podIp}:${options.port}`);
+    // kwok hands a freed pod IP to the next pod: the address may be a newer pod's by now.
+    const address = `${standIn.podIp}:${options.port}`;
+    if (byAddress.get(address) === standIn.process.url) byAddress.delete(address);
     byPod.delete(standIn.pod);
     log(`stand-in for ${standIn.pod} drained and stopped`);
     options.onMappingChange();
