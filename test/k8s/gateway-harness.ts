@@ -5,6 +5,7 @@
 import OpenAI from "openai";
 import { type ClusterGateway, startClusterGateway } from "../../src/gateway/cluster-gateway.js";
 import { createKubeClient, type KubeClient } from "../../src/k8s/client.js";
+import { modelDeploymentCrd } from "../../src/k8s/crd.js";
 import { renderDeployment, specDocument } from "../../src/k8s/render.js";
 import { ensureTinyModel } from "../../src/models/tiny.js";
 import { type ModelDeployment, parseSpecText } from "../../src/spec/index.js";
@@ -59,7 +60,7 @@ export async function startEnvironment(): Promise<TestEnvironment> {
   const [cluster, tinyModel] = await Promise.all([startCluster(), ensureTinyModel({ dtype: "q8_0" })]);
   const kube = await createKubeClient({ kubeconfig: cluster.kubeconfigPath });
   await cluster.kubectl(["apply", "--server-side", "-f", "-"], {
-    input: JSON.stringify(openModelDeploymentCrd()),
+    input: JSON.stringify(modelDeploymentCrd()),
   });
   await cluster.kubectl([
     "wait",
@@ -74,45 +75,6 @@ export async function startEnvironment(): Promise<TestEnvironment> {
     async close() {
       await kube.close();
       await cluster.stop();
-    },
-  };
-}
-
-/**
- * The ModelDeployment kind with an open schema: these tests are about the gateway and scaling, and
- * read every resource through the zod schema; the generated CRD has tests of its own (crd*.test.ts).
- */
-function openModelDeploymentCrd(): Record<string, unknown> {
-  return {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name: "modeldeployments.berth.dev" },
-    spec: {
-      group: "berth.dev",
-      scope: "Namespaced",
-      names: {
-        kind: "ModelDeployment",
-        plural: "modeldeployments",
-        singular: "modeldeployment",
-        shortNames: ["md"],
-      },
-      versions: [
-        {
-          name: "v1alpha1",
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              properties: {
-                spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-                status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-              },
-            },
-          },
-        },
-      ],
     },
   };
 }
@@ -239,8 +201,8 @@ export async function serveModel(
 
 /** One completion through the gateway; resolves which pod answered. */
 export async function completionVia(client: OpenAI, model = "tiny", maxTokens = 8): Promise<string> {
-  const { response } = await client.completions
-    .create({ model, prompt: "Hello there", max_tokens: maxTokens })
-    .withResponse();
+  // ignore_eos (Berth's, as vLLM's): every request generates max_tokens, so it stays in flight that long.
+  const body = { model, prompt: "Hello there", max_tokens: maxTokens, ignore_eos: true };
+  const { response } = await client.completions.create(body).withResponse();
   return response.headers.get("x-berth-replica") ?? "";
 }
