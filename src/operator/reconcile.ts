@@ -62,7 +62,9 @@ export async function reconcile(key: string, context: ReconcileContext): Promise
   }
   const { deployment } = reading;
 
-  const scaled = scaledByBerth(deployment);
+  // Berth's autoscale loop sets the replica count (max > min, not the cpu HPA): no HPA is rendered,
+  // and the apply leaves spec.replicas to the loop's scale writes.
+  const scaled = berthAutoscales(deployment);
   const objects = renderDeployment(deployment, { namespace })
     .filter((object) => !(scaled && object.kind === "HorizontalPodAutoscaler"))
     .map((object) =>
@@ -100,15 +102,6 @@ export function subjectOf(resource: LiveObject): EventSubject {
     name: resource.metadata.name,
     uid: resource.metadata.uid,
   };
-}
-
-/**
- * Whether Berth's autoscale loop sets this model's replica count (the HPA is then not rendered and
- * the operator's apply leaves spec.replicas to the loop's scale writes). With min == max the count
- * is fixed and stays in the apply, so it never waits for the loop.
- */
-export function scaledByBerth(deployment: ModelDeployment): boolean {
-  return berthAutoscales(deployment) && deployment.spec.replicas.max > deployment.spec.replicas.min;
 }
 
 function withoutReplicas(object: KubeObject): KubeObject {

@@ -381,6 +381,47 @@ describe.skipIf(!availability.ok)(title, () => {
       expect(deployment.spec.replicas).toBe(3);
     });
 
+    it("a model Berth autoscales gets no HorizontalPodAutoscaler, and the operator's apply leaves spec.replicas to the autoscale loop", async () => {
+      await cluster.createNamespace("autoscaled");
+      await apply(
+        "autoscaled",
+        resourceText({ name: "auto", replicas: 1 }).replace(
+          "replicas: { min: 1, max: 1 }",
+          "replicas: { min: 1, max: 3 }",
+        ),
+      );
+      await waitForResource(
+        cluster,
+        "autoscaled",
+        "auto",
+        "Available",
+        (found) => conditionOf(found, "Available")?.status === "True",
+      );
+      const hpas = z
+        .object({ items: z.array(z.unknown()) })
+        .parse(await cluster.kubectlJson(["get", "horizontalpodautoscalers", "-n", "autoscaled"]));
+      expect(hpas.items).toEqual([]);
+      const deployment = z
+        .looseObject({
+          metadata: z.looseObject({
+            managedFields: z.array(z.looseObject({ manager: z.string(), fieldsV1: z.looseObject({}) })),
+          }),
+        })
+        .parse(
+          await cluster.kubectlJson([
+            "get",
+            "deployment",
+            "auto",
+            "-n",
+            "autoscaled",
+            "--show-managed-fields",
+          ]),
+        );
+      const applied = deployment.metadata.managedFields.find((field) => field.manager === "berth-operator");
+      expect(JSON.stringify(applied?.fieldsV1)).toContain('"f:template"');
+      expect(JSON.stringify(applied?.fieldsV1)).not.toContain('"f:replicas"');
+    });
+
     it("deleting the resource lets the garbage collector remove everything it owned", async () => {
       await cluster.createNamespace("gc");
       await apply("gc", resourceText({ name: "doomed", ingress: true }));
