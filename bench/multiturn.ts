@@ -180,6 +180,9 @@ async function run(
     String(config.threads),
     "--ctx",
     "1024",
+    // A turn on a saturated shared machine can take minutes; a deadline would end the run, not measure it.
+    "--request-timeout",
+    "30m",
     ...(mode === "no-reuse" ? ["--no-prefix-reuse"] : []),
   ];
   const child: ChildProcess = spawn(process.execPath, args, {

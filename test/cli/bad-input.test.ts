@@ -49,7 +49,9 @@ async function runAll(argvs: string[][], width = 3): Promise<Run[]> {
   return results;
 }
 
-const STACK_FRAME = /^\s+at .+/m;
+// A V8 stack frame ends in a source position ("at f (/x.js:1:2)", "at node:fs:1:2") or a V8 marker
+// ("at Promise.all (index 0)", "at <anonymous>"); an indented help line that starts with "at" does not.
+const STACK_FRAME = /^\s+at \S.*(?::\d+:\d+\)?|\((?:index \d+|native|<anonymous>)\))$/m;
 
 const HEAD = "apiVersion: berth.dev/v1alpha1\nkind: ModelDeployment\nmetadata:\n  name: m\n";
 const paths = {
