@@ -1,19 +1,12 @@
 // The end every benchmark shares: where the repository is, the machine and its load, the note that a
 // busy machine makes numbers noisy, target lines, and one run's Markdown + JSON files in bench/results/.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-/** The repository root, from the source (bench/) or from the compiled copy under .berth/bench-build/bench/. */
-export function findRepoRoot(from: string): string {
-  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "bin", "berth.js"))) return dir;
-  }
-  throw new Error(`no repository root (package.json and bin/berth.js) above ${from}`);
-}
+import { REPO_ROOT } from "../test/support/repo-root.js";
 
-export const REPO_ROOT = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
+export { findRepoRoot, REPO_ROOT } from "../test/support/repo-root.js";
 
 /** Load averages (1, 5, 15 min) when the run started and when it ended. */
 export interface Load {

@@ -56,12 +56,11 @@ import { request as httpsRequest } from "node:https";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { freePort } from "../support/net.js";
+import { REPO_ROOT } from "../support/repo-root.js";
 import { runProcess } from "../support/run-process.js";
 
-const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BUILD_SCRIPT = join(REPO_ROOT, "scripts", "k8s-testenv", "build.sh");
 const BINARIES = [
   "etcd",

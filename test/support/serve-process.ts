@@ -2,10 +2,10 @@
 // finds its URL in the ready log line {"msg":"ready","url":...}; stops it by signal or kills its group.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+import { REPO_ROOT } from "./repo-root.js";
+
+export { REPO_ROOT };
 
 export interface ServeProcess {
   readonly url: string;

@@ -9,19 +9,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { berthHome } from "../../../src/util/home.js";
+import { REPO_ROOT } from "../repo-root.js";
 
 const run = promisify(execFile);
-/** The repository root, also when this file runs compiled from .berth/bench-build (bench:convert). */
-function findRepoRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(join(dir, "scripts", "python-env.sh"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no repository root above ${import.meta.dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
-const repoRoot = findRepoRoot();
+const repoRoot = REPO_ROOT;
 const here = join(repoRoot, "test", "support", "convert");
 /** Bump when make_checkpoint.py changes what it writes. */
 const FIXTURE_VERSION = 1;
