@@ -1,13 +1,32 @@
 // bench:operator — N ModelDeployments from `kubectl apply` of the CRs to every one Available, reconciled by
 // `berth operator` (a process with a kubeconfig, as from a laptop) on kwok's simulated nodes; the operator's
 // CPU seconds and peak RSS; compared, as a ratio, with `berth render` + `kubectl apply` + `kubectl rollout
-// status` of the same objects (no operator). BENCH_SMOKE=1 (or --smoke): small sizes, for CI.
+// status` of the same objects (no operator). Then requests held during a 0 → 1 scale: first token through
+// the in-cluster gateway vs the warm replica's. BENCH_SMOKE=1 (or --smoke): small sizes, for CI. Rows
+// print, and bench/results/ is rewritten, as each size finishes.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { createKubeClient } from "../src/k8s/client.js";
 import { CRD_NAME, CRD_PLURAL } from "../src/k8s/crd.js";
-import { clusterAvailability, findBinDir, type SimulatedNode, startCluster } from "../test/k8s/cluster.js";
+import { ensureTinyModel } from "../src/models/tiny.js";
+import { startAutoscaler } from "../src/operator/autoscale.js";
+import {
+  type Cluster,
+  clusterAvailability,
+  findBinDir,
+  pollUntil,
+  type SimulatedNode,
+  startCluster,
+} from "../test/k8s/cluster.js";
+import {
+  applyModel,
+  modelSpec,
+  type ServedModel,
+  serveModel,
+  type TestEnvironment,
+} from "../test/k8s/gateway-harness.js";
 import { type ProcessRun, runProcess } from "../test/support/run-process.js";
 import { busyNote, machineOf, REPO_ROOT, writeResults } from "./report.js";
 
@@ -91,10 +110,141 @@ interface Row {
   kubectl: { renderSeconds: number; applySeconds: number; rolloutSeconds: number; totalSeconds: number };
 }
 
+/** One request held at zero replicas until the first pod is up, then one to the warm replica. */
+interface WakeRound {
+  /** Request sent → the autoscale loop set replicas 0 → 1. */
+  scaledMs: number;
+  /** Request sent → the pod appeared with an address (kwok, scheduler). */
+  podMs: number;
+  /** Request sent → the pod's `berth serve` stand-in answered its readiness probe. */
+  standInReadyMs: number;
+  /** Request sent → first streamed token, held at zero. */
+  coldFirstTokenMs: number;
+  /** The same request to the warm replica right after: first streamed token. */
+  warmFirstTokenMs: number;
+}
+
+const s2 = (value: number) => value.toFixed(2);
+const TABLE_HEAD = [
+  "| ModelDeployments | operator: apply → all Available s | operator CPU s | operator peak RSS MiB | render + kubectl apply + rollout s | ratio operator / kubectl | operator ms / model |",
+  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+];
+function tableRow(row: Row): string {
+  return `| ${row.modelDeployments} | ${s2(row.operator.availableSeconds)} | ${s2(row.operator.cpuSeconds)} | ${row.operator.peakRssMiB.toFixed(0)} | ${s2(row.kubectl.totalSeconds)} (${s2(row.kubectl.renderSeconds)} + ${s2(row.kubectl.applySeconds)} + ${s2(row.kubectl.rolloutSeconds)}) | ${(row.operator.availableSeconds / row.kubectl.totalSeconds).toFixed(2)}x | ${((row.operator.availableSeconds * 1000) / row.modelDeployments).toFixed(0)} |`;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+
+function wakeTable(rounds: WakeRound[]): string[] {
+  if (rounds.length === 0) return [];
+  const cold = median(rounds.map((round) => round.coldFirstTokenMs));
+  const warm = median(rounds.map((round) => round.warmFirstTokenMs));
+  return [
+    `Scale from zero through the in-cluster gateway (median of ${rounds.length}): a request held at zero replicas vs the same request to the warm replica.`,
+    "",
+    "| request sent → | replicas 0 → 1 ms | pod has an address ms | replica ready ms | first token ms | warm replica first token ms | ratio held / warm |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    `| median | ${median(rounds.map((round) => round.scaledMs)).toFixed(0)} | ${median(rounds.map((round) => round.podMs)).toFixed(0)} | ${median(rounds.map((round) => round.standInReadyMs)).toFixed(0)} | ${cold.toFixed(0)} | ${warm.toFixed(0)} | ${(cold / warm).toFixed(1)}x |`,
+  ];
+}
+
+/** First streamed token of one completion through the gateway, in ms. */
+async function firstTokenMs(served: ServedModel): Promise<number> {
+  const sentAt = performance.now();
+  const stream = await served.client.completions.create({
+    model: "tiny",
+    prompt: "Hello there",
+    max_tokens: 4,
+    stream: true,
+  });
+  let first: number | undefined;
+  for await (const _chunk of stream) first ??= performance.now() - sentAt;
+  if (first === undefined) throw new Error("the completion streamed no token");
+  return first;
+}
+
+/**
+ * Requests held during a 0 → 1 scale: the data path the tests use (test/k8s/scale.test.ts), with the
+ * gateway and the autoscale loop in this process and `berth serve` stand-ins for the pods, `rounds`
+ * times: wait for zero replicas, time a held request's first token, then a warm request's.
+ */
+async function scaleFromZero(cluster: Cluster, rounds: number): Promise<WakeRound[]> {
+  const namespace = "wake";
+  await cluster.createNamespace(namespace);
+  const [kube, tinyModel] = await Promise.all([
+    createKubeClient({ kubeconfig: cluster.kubeconfigPath }),
+    ensureTinyModel({ dtype: "q8_0" }),
+  ]);
+  const env: TestEnvironment = { cluster, kube, tinyModel, close: () => kube.close() };
+  const spec = modelSpec({
+    namespace,
+    replicas: "{ min: 0, max: 1 }",
+    autoscaling:
+      "{ targetInFlight: 2, stableWindow: 4s, panicWindow: 1s, scaleDownDelay: 1s, idleToZero: 3s }",
+  });
+  await applyModel(env, spec, { autoscaled: true });
+  const served = await serveModel(env, spec);
+  const decisions: Array<{ at: number; reason: string }> = [];
+  const gatewayUrl = served.gateway.url;
+  const autoscaler = startAutoscaler({
+    kube,
+    gateways: async () => [gatewayUrl],
+    syncIntervalMs: 250,
+    onDecision: (_key, decision) => decisions.push({ at: Date.now(), reason: decision.reason }),
+  });
+  const results: WakeRound[] = [];
+  try {
+    await autoscaler.ready;
+    autoscaler.track({ namespace, name: "tiny", deployment: spec });
+    for (let round = 0; round < rounds; round++) {
+      await served.waitForReadyPods("zero replicas", (pods) => pods.length === 0, 180_000);
+      await served.standIns.settled();
+      await pollUntil(() => (served.standIns.byPod.size === 0 ? true : undefined), {
+        what: "every stand-in stopped",
+        timeoutMs: 120_000,
+      });
+      const sentAt = Date.now();
+      const coldFirstTokenMs = await firstTokenMs(served);
+      const warmFirstTokenMs = await firstTokenMs(served);
+      const wake = decisions.find(
+        (decision) => decision.reason === "scale-from-zero" && decision.at >= sentAt,
+      );
+      const standIn = [...served.standIns.byPod.values()].find((candidate) => candidate.seenAt >= sentAt);
+      if (!wake || !standIn?.mappedAt) throw new Error("no scale-from-zero decision or no new pod seen");
+      const row: WakeRound = {
+        scaledMs: wake.at - sentAt,
+        podMs: standIn.seenAt - sentAt,
+        standInReadyMs: standIn.mappedAt - sentAt,
+        coldFirstTokenMs,
+        warmFirstTokenMs,
+      };
+      results.push(row);
+      console.error(
+        `  scale from zero ${round + 1}/${rounds}: first token held ${coldFirstTokenMs.toFixed(0)} ms, warm ${warmFirstTokenMs.toFixed(0)} ms`,
+      );
+    }
+    if (served.standIns.errors.length > 0) throw new Error(served.standIns.errors.join("\n"));
+  } finally {
+    await autoscaler.stop();
+    await served.close();
+    await env.close();
+  }
+  return results;
+}
+
 async function main(argv: string[]): Promise<void> {
   const smoke = argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
   const listed = argv.find((arg) => arg.startsWith("--sizes="))?.split("=")[1];
   const sizes = listed ? listed.split(",").map(Number) : smoke ? [3, 10] : [100, 1000];
+  const wakeRounds = Number(
+    argv.find((arg) => arg.startsWith("--wake-rounds="))?.split("=")[1] ?? (smoke ? 1 : 5),
+  );
   const availability = clusterAvailability();
   if (!availability.ok) {
     console.error(`bench:operator: no control plane: ${availability.reason}`);
@@ -106,7 +256,7 @@ async function main(argv: string[]): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
   console.error(
-    `bench:operator ${smoke ? "(smoke) " : ""}— starting the control plane; sizes ${sizes.join(", ")}`,
+    `bench:operator ${smoke ? "(smoke) " : ""}— starting the control plane; sizes ${sizes.join(", ")}; ${wakeRounds} scale-from-zero rounds`,
   );
   const cluster = await startCluster({ nodes: NODES });
   const work = mkdtempSync(join(tmpdir(), "berth-bench-operator-"));
@@ -120,6 +270,34 @@ async function main(argv: string[]): Promise<void> {
       ...args,
     ]);
   const rows: Row[] = [];
+  let wake: WakeRound[] = [];
+  // The report so far, written after every size: a run cut short still leaves the rows it finished.
+  const report = (): string => {
+    const machine = machineOf(loadBefore);
+    const markdown = [
+      `## bench:operator — ModelDeployments from kubectl apply to Available via \`berth operator\`, ${smoke ? "smoke" : "full"}`,
+      "",
+      ...TABLE_HEAD,
+      ...rows.map(tableRow),
+      "",
+      "operator: `kubectl apply` of the CRs, then `kubectl wait --for=condition=Available` on all of them; `berth operator`" +
+        " runs as a process with a kubeconfig (no leader election, one namespace, 4 workers); CPU and peak RSS are its" +
+        " /proc utime+stime and VmHWM at the end. kubectl: `berth render` of the same specs, `kubectl apply -f`, then" +
+        " `kubectl rollout status deployment -l ...`.",
+      "",
+      ...wakeTable(wake),
+      "",
+      busyNote(machine),
+    ].join("\n");
+    writeResults({
+      benchmark: "operator",
+      smoke,
+      startedAt,
+      markdown,
+      json: { smoke, sizes, machine, results: rows, scaleFromZero: wake },
+    });
+    return markdown;
+  };
   try {
     // Only the CRD: the operator runs here, as a process, so its CPU and memory can be read.
     must(
@@ -131,6 +309,11 @@ async function main(argv: string[]): Promise<void> {
       "CRD wait",
     );
     must(await kubectl(["api-resources", "-o", "name"]), "kubectl api-resources");
+    if (wakeRounds > 0) {
+      wake = await scaleFromZero(cluster, wakeRounds);
+      console.error(wakeTable(wake).join("\n"));
+      report();
+    }
     for (const count of sizes) {
       const timeout = `--timeout=${Math.max(5, Math.ceil(count / 10))}m`;
       // Operator: apply the CRs, wait until every one says Available.
@@ -196,7 +379,8 @@ async function main(argv: string[]): Promise<void> {
         rolloutSeconds: rollout.seconds,
         totalSeconds: render.seconds + applied.seconds + rollout.seconds,
       };
-      console.error(`  kubectl ${count}: done`);
+      console.error(`  kubectl ${count}: done\n${tableRow(row)}`);
+      report();
       for (const namespace of [operatorNamespace, kubectlNamespace]) {
         must(
           await kubectl(["delete", "namespace", namespace, "--wait=true", "--timeout=15m"]),
@@ -207,37 +391,7 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     await cluster.stop();
   }
-
-  const s = (value: number) => value.toFixed(2);
-  const table = [
-    "| ModelDeployments | operator: apply → all Available s | operator CPU s | operator peak RSS MiB | render + kubectl apply + rollout s | ratio operator / kubectl | operator ms / model |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map(
-      (row) =>
-        `| ${row.modelDeployments} | ${s(row.operator.availableSeconds)} | ${s(row.operator.cpuSeconds)} | ${row.operator.peakRssMiB.toFixed(0)} | ${s(row.kubectl.totalSeconds)} (${s(row.kubectl.renderSeconds)} + ${s(row.kubectl.applySeconds)} + ${s(row.kubectl.rolloutSeconds)}) | ${(row.operator.availableSeconds / row.kubectl.totalSeconds).toFixed(2)}x | ${((row.operator.availableSeconds * 1000) / row.modelDeployments).toFixed(0)} |`,
-    ),
-  ].join("\n");
-  const machine = machineOf(loadBefore);
-  const markdown = [
-    `## bench:operator — ModelDeployments from kubectl apply to Available via \`berth operator\`, ${smoke ? "smoke" : "full"}`,
-    "",
-    table,
-    "",
-    "operator: `kubectl apply` of the CRs, then `kubectl wait --for=condition=Available` on all of them; `berth operator`" +
-      " runs as a process with a kubeconfig (no leader election, one namespace, 4 workers); CPU and peak RSS are its" +
-      " /proc utime+stime and VmHWM at the end. kubectl: `berth render` of the same specs, `kubectl apply -f`, then" +
-      " `kubectl rollout status deployment -l ...`. Not measured here: requests held during a 0→1 scale.",
-    "",
-    busyNote(machine),
-  ].join("\n");
-  console.log(`\n${markdown}`);
-  writeResults({
-    benchmark: "operator",
-    smoke,
-    startedAt,
-    markdown,
-    json: { smoke, sizes, machine, results: rows },
-  });
+  console.log(`\n${report()}`);
 }
 
 await main(process.argv.slice(2));
