@@ -93,10 +93,17 @@ describe("berth model pull|ls|path|rm", () => {
     });
     // Killed once it reports progress AND bytes are on disk: a progress line counts bytes received,
     // which may still sit in the write stream's buffer, so the file itself is the condition.
-    await new Promise<void>((resolve) => {
+    // Progress lines carry the percent reached when a new tenth began ("13% of 15.1 MiB"), which
+    // depends on read sizes: any 1-99% line will do. A pull that ends first fails here, not by timeout.
+    await new Promise<void>((resolve, reject) => {
+      let printed = "";
       child.stderr.on("data", (chunk: Buffer) => {
-        if (/\b[1-9]0% of/.test(chunk.toString())) resolve();
+        printed += chunk.toString();
+        if (/\b[1-9]\d?% of/.test(printed)) resolve();
       });
+      child.once("exit", (code) =>
+        reject(new Error(`the pull ended (${code}) before a progress line:\n${printed}`)),
+      );
     });
     const partial = join(storage, "blobs", `${file.sha256}.incomplete`);
     const { existsSync, readdirSync, statSync } = await import("node:fs");
