@@ -21,8 +21,14 @@ fi
 if [ -x "$cache/bin/llama-server" ]; then echo "$cache/bin/llama-server"; exit 0; fi
 
 src="$cache/src"
-rm -rf "$src" && mkdir -p "$cache/bin"
-git clone -q "$root/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$src" >&2
+mkdir -p "$cache/bin"
+# A build stopped part way (a failed CI step ends it) goes on where it stopped: the clone is kept
+# (cloned aside, then moved, so a kept one is whole) and cmake rebuilds only what is missing.
+if [ ! -d "$src/.git" ]; then
+  rm -rf "$src" "$src.tmp"
+  git clone -q "$root/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$src.tmp" >&2
+  mv "$src.tmp" "$src"
+fi
 cd "$src"
 echo "building llama-server $ver in $src" >&2
 cmake -B build -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release >&2
