@@ -1,6 +1,7 @@
 // `berth operator`: the ModelDeployment controller, in the cluster (its ServiceAccount) or from a
 // laptop (a kubeconfig). Runs until SIGTERM/SIGINT, which stops reconciling and hands the Lease
-// back at once. One line per thing it does on stdout.
+// back at once. One line per thing it does on stdout. Serves /healthz, /readyz and /metrics on --health-port.
+import { isIP } from "node:net";
 import type { Command } from "commander";
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from "./errors.js";
 
@@ -16,6 +17,26 @@ interface OperatorFlags {
   retryPeriod: string;
   identity?: string;
   workers: string;
+  healthPort: string;
+  healthHost: string;
+}
+
+// A host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123).
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/** The health endpoint's address from its flags; a bad one is a usage error (exit 2). */
+export function healthAddress(hostText: string, portText: string): { host: string; port: number } {
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new CliError(
+      `--health-port must be a port number 0..65535 (0 picks a free one), not "${portText}"`,
+      EXIT_USAGE,
+    );
+  }
+  if (isIP(hostText) === 0 && !HOST_NAME.test(hostText)) {
+    throw new CliError(`--health-host must be an IP address or a host name, not "${hostText}"`, EXIT_USAGE);
+  }
+  return { host: hostText, port };
 }
 
 export function register(program: Command): void {
@@ -36,6 +57,8 @@ export function register(program: Command): void {
     .option("--retry-period <duration>", "how often to renew or try to acquire the Lease", "2s")
     .option("--identity <name>", "this operator's name in the Lease (default: $POD_NAME, else host-pid)")
     .option("--workers <n>", "ModelDeployments reconciled at once", "4")
+    .option("--health-port <port>", "port of /healthz, /readyz and /metrics (0 picks a free one)", "8081")
+    .option("--health-host <host>", "address the health and metrics endpoint listens on", "0.0.0.0")
     .action(async (flags: OperatorFlags) => {
       const { parseDuration } = await import("../spec/units.js");
       const duration = (flag: string, text: string) => {
@@ -55,11 +78,13 @@ export function register(program: Command): void {
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
         throw new CliError(`--workers must be a whole number 1..64, not "${flags.workers}"`, EXIT_USAGE);
       }
+      const health = healthAddress(flags.healthHost, flags.healthPort);
 
       const { createKubeClient } = await import("../k8s/client.js");
       const { K8sError } = await import("../k8s/errors.js");
       const { Operator } = await import("../operator/operator.js");
       const { startAutoscaler } = await import("../operator/autoscale.js");
+      const { startHealthServer } = await import("../operator/health.js");
       const { createLogger } = await import("../util/log.js");
       const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       let client: Awaited<ReturnType<typeof createKubeClient>>;
@@ -107,8 +132,19 @@ export function register(program: Command): void {
           }),
         log,
       });
+      let healthServer: Awaited<ReturnType<typeof startHealthServer>>;
+      try {
+        healthServer = await startHealthServer({
+          ...health,
+          source: operator,
+          registry: operator.metrics.registry,
+        });
+      } catch (error) {
+        await client.close();
+        throw listenError(error, health);
+      }
       log(
-        `berth operator ${operator.identity}: API server ${client.server}, ${flags.leaderElect ? "campaigning for the Lease" : "no leader election"}`,
+        `berth operator ${operator.identity}: API server ${client.server}, ${flags.leaderElect ? "campaigning for the Lease" : "no leader election"}, health and metrics on ${healthServer.url}`,
       );
       const stopped = new Promise<string>((resolve) => {
         process.once("SIGTERM", () => resolve("SIGTERM"));
@@ -117,6 +153,7 @@ export function register(program: Command): void {
       try {
         await operator.start();
       } catch (error) {
+        await healthServer.close();
         await client.close();
         if (error instanceof K8sError) throw new CliError(`${error.code}: ${error.message}`, EXIT_FAILURE);
         throw error;
@@ -124,7 +161,19 @@ export function register(program: Command): void {
       const signal = await stopped;
       log(`${signal}: stopping`);
       await operator.stop();
+      await healthServer.close();
       await client.close();
       log("stopped");
     });
+}
+
+function listenError(error: unknown, { host, port }: { host: string; port: number }): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE")
+    return new CliError(`${host}:${port} is already in use (--health-port picks another)`, EXIT_FAILURE);
+  if (code === "EACCES")
+    return new CliError(`may not listen on ${host}:${port} (--health-port picks another)`, EXIT_FAILURE);
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN")
+    return new CliError(`--health-host ${host} is not an address of this machine`, EXIT_USAGE);
+  return error;
 }

@@ -52,6 +52,8 @@ export class LeaderElector {
   #lease: Lease | undefined;
   /** Set when the last look found the Lease held by another candidate. */
   #otherHolder: string | undefined;
+  /** How the last try went: undefined before the first; the API server's error, if it failed. */
+  #lastTry: { error?: string } | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.#options = {
@@ -69,6 +71,15 @@ export class LeaderElector {
 
   get leading(): boolean {
     return this.#leading;
+  }
+
+  /**
+   * How the last try to acquire or renew went (for readiness): undefined before the first answer;
+   * the holder it saw when another candidate leads; the error when the API server did not answer.
+   */
+  get lastTry(): { holder?: string; error?: string } | undefined {
+    if (this.#lastTry === undefined) return undefined;
+    return { ...this.#lastTry, ...(this.#otherHolder === undefined ? {} : { holder: this.#otherHolder }) };
   }
 
   /** Campaigns (and leads) until stop(). */
@@ -130,6 +141,7 @@ export class LeaderElector {
     try {
       const current = await client.request<Lease>({ method: "GET", path, allowStatus: [404] });
       this.#otherHolder = undefined;
+      this.#lastTry = {};
       if (current.status === 404) {
         const created = await client.request<Lease>({
           method: "POST",
@@ -168,6 +180,7 @@ export class LeaderElector {
       return true;
     } catch (error) {
       if (error instanceof K8sError || (error as { name?: string }).name === "AbortError") {
+        this.#lastTry = { error: (error as Error).message };
         if (!this.#abort.signal.aborted) this.#options.log?.(`leader election: ${(error as Error).message}`);
         return false;
       }

@@ -7,8 +7,10 @@ import type { KubeClient } from "../k8s/client.js";
 import { CRD_KIND } from "../k8s/crd.js";
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY } from "../k8s/objects.js";
 import { EventRecorder } from "./events.js";
+import type { Check, HealthSource } from "./health.js";
 import { Informer, type InformerEvent, type LiveObject, objectKey } from "./informer.js";
 import { LeaderElector } from "./leader.js";
+import { createOperatorMetrics, type OperatorGauges, type OperatorMetrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
 import { type ReconcileContext, reconcile, type ScaledModels, subjectOf } from "./reconcile.js";
 import { modelDeploymentsPath } from "./resource.js";
@@ -51,15 +53,22 @@ export interface OperatorOptions {
 
 export const DEFAULT_LEASE_NAME = "berth-operator";
 
-export class Operator {
+export class Operator implements HealthSource {
   readonly #options: OperatorOptions;
   readonly #identity: string;
+  /** Its own registry: leadership, reconciles, queue and cache (served by `berth operator`'s /metrics). */
+  readonly metrics: OperatorMetrics;
   #elector: LeaderElector | undefined;
   #controller: Controller | undefined;
+  #started = false;
+  #stopping = false;
+  /** Why this operator cannot work any more (only a restart mends it): /healthz fails. */
+  #fatal: string | undefined;
 
   constructor(options: OperatorOptions) {
     this.#options = options;
     this.#identity = options.identity ?? `${hostname()}-${process.pid}`;
+    this.metrics = createOperatorMetrics(() => this.#gauges());
   }
 
   get identity(): string {
@@ -72,6 +81,7 @@ export class Operator {
 
   /** Starts campaigning (or acting at once without leader election); returns without waiting to lead. */
   async start(): Promise<void> {
+    this.#started = true;
     const { lease } = this.#options;
     if (lease === false || lease === undefined) {
       this.#startController();
@@ -94,19 +104,55 @@ export class Operator {
 
   /** Stops reconciling, then hands the Lease back. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     if (this.#elector) await this.#elector.stop();
     else await this.#stopController();
   }
 
   /** Not awaited by the elector: filling the caches must not hold up renewing the Lease. */
   #startController(): void {
-    const controller = new Controller(this.#options, this.#identity);
+    const controller = new Controller(this.#options, this.#identity, this.metrics);
     this.#controller = controller;
     controller.start().catch((error: unknown) => {
-      this.#options.log?.(
-        `the controller did not start: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      if (this.#controller !== controller) return; // stopped meanwhile: not a failure
+      this.#fatal = `the controller did not start: ${message(error)}`;
+      this.#options.log?.(this.#fatal);
     });
+  }
+
+  /** /healthz: the process answers, and nothing failed that only a restart mends. */
+  live(): Check {
+    return this.#fatal === undefined ? { ok: true, detail: "ok" } : { ok: false, detail: this.#fatal };
+  }
+
+  /** /readyz: leading with synced informers, or standing by while the Lease answers normally. */
+  ready(): Check {
+    if (this.#fatal !== undefined) return { ok: false, detail: this.#fatal };
+    if (this.#stopping) return { ok: false, detail: "stopping" };
+    if (!this.#started) return { ok: false, detail: "not started" };
+    const lastTry = this.#elector?.lastTry;
+    if (lastTry?.error !== undefined)
+      return { ok: false, detail: `leader election failing: ${lastTry.error}` };
+    const controller = this.#controller;
+    if (controller !== undefined) {
+      return controller.synced
+        ? { ok: true, detail: `leading: informers synced, ${controller.resourceCount} ModelDeployments` }
+        : { ok: false, detail: "leading: informers not synced yet" };
+    }
+    if (lastTry === undefined) return { ok: false, detail: "campaigning: no answer about the Lease yet" };
+    return {
+      ok: true,
+      detail: `standing by: Lease held by ${lastTry.holder ?? "nobody (it may be taken next)"}`,
+    };
+  }
+
+  #gauges(): OperatorGauges {
+    const controller = this.#controller;
+    return {
+      leading: controller !== undefined,
+      queueDepth: controller?.queueDepth ?? 0,
+      resources: controller?.resourceCount ?? 0,
+    };
   }
 
   async #stopController(): Promise<void> {
@@ -124,12 +170,15 @@ class Controller {
   readonly #deployments: Informer;
   readonly #pods: Informer;
   readonly #events: EventRecorder;
+  readonly #metrics: OperatorMetrics;
   #autoscaler: Autoscaler | undefined;
   #resync: NodeJS.Timeout | undefined;
   #stopped = false;
+  #synced = false;
 
-  constructor(options: OperatorOptions, identity: string) {
+  constructor(options: OperatorOptions, identity: string, metrics: OperatorMetrics) {
     this.#options = options;
+    this.#metrics = metrics;
     const { client, log } = options;
     const queue = new WorkQueue({
       onError: (key, error, retryInMs, failures) =>
@@ -198,7 +247,14 @@ class Controller {
       ...(options.log ? { log: options.log } : {}),
     };
     this.#queue.run(options.workers ?? 4, async (key) => {
-      await reconcile(key, context);
+      const started = performance.now();
+      try {
+        await reconcile(key, context);
+      } catch (error) {
+        this.#metrics.recordReconcile("error", (performance.now() - started) / 1000);
+        throw error;
+      }
+      this.#metrics.recordReconcile("success", (performance.now() - started) / 1000);
       return undefined;
     });
     this.#resync = setInterval(
@@ -208,9 +264,23 @@ class Controller {
       options.resyncMs ?? 10 * 60_000,
     );
     this.#resync.unref();
+    this.#synced = true;
     options.log?.(
       `reconciling ModelDeployments in ${options.namespace === undefined ? "all namespaces" : `namespace ${options.namespace}`} (${this.#resources.list().length} found)`,
     );
+  }
+
+  /** The caches are filled and the workers run. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get queueDepth(): number {
+    return this.#queue.length;
+  }
+
+  get resourceCount(): number {
+    return this.#resources.list().length;
   }
 
   async stop(): Promise<void> {

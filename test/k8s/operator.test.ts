@@ -105,6 +105,9 @@ describe.skipIf(!availability.ok)(title, () => {
       LEASE_NAMESPACE,
       "--identity",
       identity,
+      // Several run at once (and other suites may too): each health endpoint on a free port.
+      "--health-port",
+      "0",
       ...extra,
     ]);
     operators.push(operator);
@@ -154,6 +157,13 @@ describe.skipIf(!availability.ok)(title, () => {
         `involvedObject.kind=ModelDeployment,involvedObject.name=${name}`,
       ]),
     ).items;
+  }
+
+  /** GET on an operator's health endpoint (the URL from its start line). */
+  async function probe(operator: OperatorProcess, path: string): Promise<{ status: number; body: string }> {
+    const [, url] = await operator.waitFor(/health and metrics on (http:\/\/\S+)/);
+    const response = await fetch(`${url}${path}`);
+    return { status: response.status, body: await response.text() };
   }
 
   async function leaseHolder(): Promise<string> {
@@ -612,6 +622,20 @@ describe.skipIf(!availability.ok)(title, () => {
       );
       // Only the leader acts: the follower never started its controller, and the events are the leader's.
       expect(follower.output).not.toMatch(/reconciling ModelDeployments/);
+      // Both are ready (the leader synced, the standby reading the Lease); only the leader says it leads.
+      const leaderReady = await probe(leader, "/readyz");
+      expect(leaderReady.status).toBe(200);
+      expect(leaderReady.body).toMatch(/^leading: informers synced, \d+ ModelDeployments\n$/);
+      expect(await probe(follower, "/readyz")).toEqual({
+        status: 200,
+        body: `standing by: Lease held by ${holder}\n`,
+      });
+      expect((await probe(leader, "/metrics")).body).toMatch(/^berth_operator_leader 1$/m);
+      expect((await probe(follower, "/metrics")).body).toMatch(/^berth_operator_leader 0$/m);
+      expect((await probe(leader, "/metrics")).body).toMatch(
+        /^berth_operator_reconcile_total\{result="success"\} [1-9]/m,
+      );
+      expect((await probe(follower, "/healthz")).status).toBe(200);
       const reporters = new Set((await events("failover", "before")).map((event) => event.reportingInstance));
       expect([...reporters]).toEqual([holder]);
 
