@@ -5,7 +5,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { INSTALL_NAMESPACE, type InstallOptions, installObjects } from "../k8s/install.js";
+import { API_KEYS_MOUNT, INSTALL_NAMESPACE, type InstallOptions, installObjects } from "../k8s/install.js";
 import { parseDuration } from "../spec/units.js";
 import { CliError, EXIT_USAGE } from "./errors.js";
 import { withKubeClient } from "./kube.js";
@@ -16,6 +16,7 @@ interface InstallFlags {
   imagePullPolicy?: string;
   operatorReplicas?: string;
   gatewayReplicas?: string;
+  apiKeysSecret?: string;
   dryRun?: boolean;
   output?: string;
   helm?: string;
@@ -61,14 +62,36 @@ function installOptions(flags: InstallFlags): InstallOptions {
   }
   const operatorReplicas = replicasFlag("operator-replicas", flags.operatorReplicas);
   const gatewayReplicas = replicasFlag("gateway-replicas", flags.gatewayReplicas);
+  const secret = flags.apiKeysSecret;
+  if (secret !== undefined && (secret.length > 253 || !SECRET_NAME.test(secret))) {
+    throw new CliError(
+      `--api-keys-secret must be a Secret name (lower-case letters, digits, '-' and '.'), not "${secret}"`,
+      EXIT_USAGE,
+    );
+  }
   return {
     namespace: flags.namespace,
     ...(flags.image === undefined ? {} : { image: flags.image }),
     ...(policy === undefined ? {} : { imagePullPolicy: policy as (typeof policies)[number] }),
     ...(operatorReplicas === undefined ? {} : { operatorReplicas }),
     ...(gatewayReplicas === undefined ? {} : { gatewayReplicas }),
+    ...(secret === undefined ? {} : { apiKeysSecret: secret }),
   };
 }
+
+// A DNS-1123 subdomain, what the API server accepts as a Secret's name.
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const API_KEYS_HELP = `
+API keys for the gateway: a Secret in the install namespace whose value lists them, one a line ("NAME KEY" or KEY):
+  kubectl create namespace berth-system
+  kubectl -n berth-system create secret generic berth-api-keys --from-file=BERTH_API_KEYS=./keys.txt
+  berth install --api-keys-secret berth-api-keys
+The gateway mounts it at ${API_KEYS_MOUNT} and gets its keys as environment variables, so a ModelDeployment
+says spec.auth.apiKeysFrom: file:${API_KEYS_MOUNT}/BERTH_API_KEYS (or env:BERTH_API_KEYS). Give the flag on
+every install: an install without it takes the Secret away (in the Helm chart: --set gateway.apiKeysSecret=NAME).
+After changing the Secret: kubectl -n berth-system rollout restart deployment/berth-gateway
+`;
 
 export function register(program: Command): void {
   addClusterOptions(
@@ -80,12 +103,17 @@ export function register(program: Command): void {
     .option("--image-pull-policy <policy>", "Always, IfNotPresent or Never")
     .option("--operator-replicas <n>", "controller replicas (one leads, the others wait on the Lease)")
     .option("--gateway-replicas <n>", "gateway replicas")
+    .option(
+      "--api-keys-secret <name>",
+      `Secret with the gateway's API keys, mounted at ${API_KEYS_MOUNT} and set as env (see below)`,
+    )
     .option("--dry-run", "change nothing: list the objects (with -o, print them)")
     .option(
       "-o, --output <format>",
       "with --dry-run: print every object as yaml (multi-document) or json (a List)",
     )
     .option("--helm <dir>", "write the same objects as a Helm chart to DIR instead of installing")
+    .addHelpText("after", API_KEYS_HELP)
     .action(async (flags: InstallFlags) => {
       const options = installOptions(flags);
       const timeoutMs = parseTimeout(flags.timeout);

@@ -6,6 +6,7 @@ import { parseAllDocuments } from "yaml";
 import { CRD_NAME } from "./crd.js";
 import { operatorChart } from "./helm-operator.js";
 import {
+  API_KEYS_MOUNT,
   GATEWAY_API_CALLS,
   GATEWAY_NAME,
   INSTALL_NAMESPACE,
@@ -89,7 +90,7 @@ describe("berth install objects", () => {
       (find(objects, "Deployment", name).spec as { template: { spec: Pod; metadata: { labels: object } } })
         .template;
     expect(pod(OPERATOR_NAME).spec.serviceAccountName).toBe(OPERATOR_NAME);
-    expect(pod(OPERATOR_NAME).spec.containers[0]?.args).toEqual(["operator"]);
+    expect(pod(OPERATOR_NAME).spec.containers[0]?.args).toEqual(["operator", "--health-port", "8081"]);
     expect(pod(OPERATOR_NAME).spec.containers[0]?.image).toBe("registry.example/berth:1.2.3");
     expect((find(objects, "Deployment", OPERATOR_NAME).spec as { replicas: number }).replicas).toBe(3);
     expect(pod(GATEWAY_NAME).spec.containers[0]?.args.slice(0, 1)).toEqual(["gateway"]);
@@ -98,6 +99,73 @@ describe("berth install objects", () => {
     expect(pod(OPERATOR_NAME).metadata.labels).not.toMatchObject(selector);
   });
 });
+
+type Container = {
+  args: string[];
+  ports?: unknown[];
+  readinessProbe?: unknown;
+  livenessProbe?: unknown;
+  envFrom?: unknown[];
+  volumeMounts?: unknown[];
+};
+type PodSpec = { containers: Container[]; volumes?: unknown[]; securityContext: Record<string, unknown> };
+const podSpec = (objects: KubeObject[], name: string) =>
+  (find(objects, "Deployment", name).spec as { template: { spec: PodSpec } }).template.spec;
+
+describe("berth install: probes and the gateway's API keys", () => {
+  it("probes the operator on its named health port: /readyz for readiness, /healthz for liveness", () => {
+    const [operator] = podSpec(installObjects(), OPERATOR_NAME).containers;
+    expect(operator?.ports).toEqual([{ name: "health", containerPort: 8081, protocol: "TCP" }]);
+    expect(operator?.readinessProbe).toMatchObject({ httpGet: { path: "/readyz", port: "health" } });
+    expect(operator?.livenessProbe).toMatchObject({ httpGet: { path: "/healthz", port: "health" } });
+    // The gateway keeps its own: /healthz on http for both.
+    const [gateway] = podSpec(installObjects(), GATEWAY_NAME).containers;
+    expect(gateway?.readinessProbe).toMatchObject({ httpGet: { path: "/healthz", port: "http" } });
+  });
+
+  it("mounts no Secret and sets no envFrom unless --api-keys-secret is given", () => {
+    for (const name of [OPERATOR_NAME, GATEWAY_NAME]) {
+      const spec = podSpec(installObjects(), name);
+      expect(spec.volumes).toBeUndefined();
+      expect(spec.containers[0]?.envFrom).toBeUndefined();
+      expect(spec.containers[0]?.volumeMounts).toBeUndefined();
+    }
+  });
+
+  it("with --api-keys-secret the gateway mounts it read-only and gets its keys as env; RBAC is unchanged", () => {
+    const objects = installObjects({ apiKeysSecret: "berth-api-keys" });
+    const spec = podSpec(objects, GATEWAY_NAME);
+    expect(spec.volumes).toEqual([
+      { name: "api-keys", secret: { secretName: "berth-api-keys", optional: false, defaultMode: 0o440 } },
+    ]);
+    expect(spec.containers[0]?.volumeMounts).toEqual([
+      { name: "api-keys", mountPath: API_KEYS_MOUNT, readOnly: true },
+    ]);
+    expect(API_KEYS_MOUNT).toBe("/etc/berth/api-keys");
+    expect(spec.containers[0]?.envFrom).toEqual([{ secretRef: { name: "berth-api-keys", optional: false } }]);
+    // 0440 files are root's; the pod's fsGroup makes them the (non-root) container group's.
+    expect(spec.securityContext.fsGroup).toBe(10001);
+    expect(podSpec(objects, OPERATOR_NAME).volumes).toBeUndefined();
+    // The kubelet mounts the Secret: no ServiceAccount may read Secrets.
+    const rbac = objects.filter((object) => /Role$/.test(object.kind));
+    expect(JSON.stringify(rbac)).not.toContain("secrets");
+    expect(rbac).toEqual(installObjects().filter((object) => /Role$/.test(object.kind)));
+  });
+});
+
+/** What `helm template` makes of a chart file, for the expressions the chart uses. */
+function fillTemplate(text: string, values: { namespace: string; apiKeysSecret: string }): string {
+  return text
+    .replaceAll(
+      /\s*\{\{- if \.Values\.gateway\.apiKeysSecret \}\}([\s\S]*?)\s*\{\{- end \}\}/g,
+      (_block, body: string) => (values.apiKeysSecret ? body : ""),
+    )
+    .replaceAll("{{ .Values.gateway.apiKeysSecret | quote }}", JSON.stringify(values.apiKeysSecret))
+    .replaceAll("{{ .Release.Namespace }}", values.namespace)
+    .replaceAll("{{ .Values.image | quote }}", '"ghcr.io/berth-dev/berth:0.1.0"')
+    .replaceAll("{{ .Values.imagePullPolicy | quote }}", '"IfNotPresent"')
+    .replace(/\{\{ \.Values\.(operator|gateway)\.replicas \}\}/, "2");
+}
 
 describe("berth install --helm", () => {
   it("holds the CRD in crds/ and every other object but the namespace as a template", () => {
@@ -114,21 +182,18 @@ describe("berth install --helm", () => {
     expect([...files.values()].join("\n")).not.toMatch(/berth-helm-|__replicas/);
   });
 
-  it("renders exactly the install objects with its default values (the four template expressions filled in)", () => {
-    const files = operatorChart({ namespace: "ops" });
-    const values = { image: '"ghcr.io/berth-dev/berth:0.1.0"', policy: '"IfNotPresent"' };
+  it.each([
+    ["its default values", ""],
+    ["gateway.apiKeysSecret set", "berth-api-keys"],
+  ])("renders exactly the install objects with %s", (_title, apiKeysSecret) => {
+    const files = operatorChart({ namespace: "ops", ...(apiKeysSecret ? { apiKeysSecret } : {}) });
+    expect(files.get("values.yaml")).toContain(`apiKeysSecret: ${apiKeysSecret || '""'}`);
     const rendered = [...files]
       .filter(([path]) => path.startsWith("templates/"))
       .map(([, text]) =>
-        parseAllDocuments(
-          text
-            .replaceAll("{{ .Release.Namespace }}", "ops")
-            .replaceAll("{{ .Values.image | quote }}", values.image)
-            .replaceAll("{{ .Values.imagePullPolicy | quote }}", values.policy)
-            .replace(/\{\{ \.Values\.(operator|gateway)\.replicas \}\}/, "2"),
-        )[0]?.toJS(),
+        parseAllDocuments(fillTemplate(text, { namespace: "ops", apiKeysSecret }))[0]?.toJS(),
       );
-    const expected = installObjects({ namespace: "ops" }).filter(
+    const expected = installObjects({ namespace: "ops", ...(apiKeysSecret ? { apiKeysSecret } : {}) }).filter(
       (object) => object.kind !== "Namespace" && object.kind !== "CustomResourceDefinition",
     );
     // The chart leaves out the version label (it would pin the image): compare without it.
@@ -136,5 +201,14 @@ describe("berth install --helm", () => {
       JSON.parse(JSON.stringify(objects).replaceAll(/,?"app.kubernetes.io\/version":"[^"]*"/g, ""));
     expect(unversioned(rendered)).toEqual(expect.arrayContaining(unversioned(expected)));
     expect(rendered).toHaveLength(expected.length);
+  });
+
+  it("puts each part of the API keys Secret under one `if` on gateway.apiKeysSecret", () => {
+    const gateway = operatorChart().get(`templates/${GATEWAY_NAME}-deployment.yaml`) ?? "";
+    expect(gateway.match(/\{\{- if \.Values\.gateway\.apiKeysSecret \}\}/g)).toHaveLength(4);
+    expect(gateway.match(/\{\{- end \}\}/g)).toHaveLength(4);
+    expect(gateway).toContain("name: {{ .Values.gateway.apiKeysSecret | quote }}");
+    expect(gateway).toContain("secretName: {{ .Values.gateway.apiKeysSecret | quote }}");
+    expect(operatorChart().get(`templates/${OPERATOR_NAME}-deployment.yaml`)).not.toContain("{{- if");
   });
 });

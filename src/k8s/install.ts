@@ -12,13 +12,17 @@ import {
   LABEL_VERSION,
   MANAGED_BY,
 } from "./objects.js";
-import { containerSecurityContext, imageVersion } from "./render.js";
+import { containerSecurityContext, imageVersion, RUN_AS_USER } from "./render.js";
 
 export const INSTALL_NAMESPACE = "berth-system";
 export const OPERATOR_NAME = "berth-operator";
 export const GATEWAY_NAME = "berth-gateway";
 export const DEFAULT_IMAGE = "ghcr.io/berth-dev/berth:0.1.0";
 export const GATEWAY_PORT = 8080;
+/** `berth operator --health-port`: /healthz, /readyz and /metrics. */
+export const OPERATOR_HEALTH_PORT = 8081;
+/** Where the gateway finds the Secret of --api-keys-secret: `apiKeysFrom: file:/etc/berth/api-keys/KEY`. */
+export const API_KEYS_MOUNT = "/etc/berth/api-keys";
 
 export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
 
@@ -169,6 +173,11 @@ export interface InstallOptions {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   operatorReplicas?: number;
   gatewayReplicas?: number;
+  /**
+   * A Secret in the install namespace with the gateway's API keys: mounted at API_KEYS_MOUNT and its
+   * keys set as environment variables, for a ModelDeployment's `apiKeysFrom: file:…` or `env:…`.
+   */
+  apiKeysSecret?: string;
 }
 
 interface Component {
@@ -244,10 +253,12 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
   objects.push(
     componentDeployment(namespace, labels("operator"), {
       name: OPERATOR_NAME,
-      args: ["operator"],
+      args: ["operator", "--health-port", String(OPERATOR_HEALTH_PORT)],
       replicas: options.operatorReplicas ?? 2,
       image,
       imagePullPolicy: options.imagePullPolicy ?? "IfNotPresent",
+      // Ready once it leads with synced caches or stands by normally; alive while nothing failed fatally.
+      http: { portName: "health", port: OPERATOR_HEALTH_PORT, readyPath: "/readyz" },
     }),
     componentDeployment(namespace, labels("gateway"), {
       name: GATEWAY_NAME,
@@ -255,7 +266,9 @@ export function installObjects(options: InstallOptions = {}): KubeObject[] {
       replicas: options.gatewayReplicas ?? 2,
       image,
       imagePullPolicy: options.imagePullPolicy ?? "IfNotPresent",
-      port: GATEWAY_PORT,
+      // The gateway answers /healthz only after its first list of models and endpoints, so ready means synced.
+      http: { portName: "http", port: GATEWAY_PORT, readyPath: "/healthz" },
+      ...(options.apiKeysSecret === undefined ? {} : { apiKeysSecret: options.apiKeysSecret }),
     }),
   );
   return objects;
@@ -280,7 +293,9 @@ interface DeploymentParts {
   replicas: number;
   image: string;
   imagePullPolicy: string;
-  port?: number;
+  /** The container's HTTP port (named), probed on readyPath for readiness and /healthz for liveness. */
+  http: { portName: string; port: number; readyPath: string };
+  apiKeysSecret?: string;
 }
 
 function componentDeployment(
@@ -289,17 +304,22 @@ function componentDeployment(
   parts: DeploymentParts,
 ): KubeObject {
   const selector = { [LABEL_NAME]: parts.name };
-  // The gateway answers /healthz only after its first list of models and endpoints, so ready means synced.
-  const probes =
-    parts.port === undefined
-      ? {}
+  const { portName, port, readyPath } = parts.http;
+  const secret = parts.apiKeysSecret;
+  // The kubelet mounts the Secret (no RBAC on Secrets for the ServiceAccount); fsGroup gives the
+  // files (0440, root-owned otherwise) to the container's group, so the non-root user can read them.
+  const apiKeys =
+    secret === undefined
+      ? undefined
       : {
-          ports: [{ name: "http", containerPort: parts.port, protocol: "TCP" }],
-          readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 5 },
-          livenessProbe: {
-            httpGet: { path: "/healthz", port: "http" },
-            periodSeconds: 10,
-            failureThreshold: 6,
+          container: {
+            envFrom: [{ secretRef: { name: secret, optional: false } }],
+            volumeMounts: [{ name: "api-keys", mountPath: API_KEYS_MOUNT, readOnly: true }],
+          },
+          pod: {
+            volumes: [
+              { name: "api-keys", secret: { secretName: secret, optional: false, defaultMode: 0o440 } },
+            ],
           },
         };
   return {
@@ -313,7 +333,11 @@ function componentDeployment(
         metadata: { labels: { ...labels, ...selector } },
         spec: {
           serviceAccountName: parts.name,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: {
+            runAsNonRoot: true,
+            ...(apiKeys ? { fsGroup: RUN_AS_USER } : {}),
+            seccompProfile: { type: "RuntimeDefault" },
+          },
           containers: [
             {
               name: parts.name.replace(/^berth-/, ""),
@@ -330,9 +354,17 @@ function componentDeployment(
                 limits: { memory: "512Mi" },
               },
               securityContext: containerSecurityContext(),
-              ...probes,
+              ports: [{ name: portName, containerPort: port, protocol: "TCP" }],
+              readinessProbe: { httpGet: { path: readyPath, port: portName }, periodSeconds: 5 },
+              livenessProbe: {
+                httpGet: { path: "/healthz", port: portName },
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              ...apiKeys?.container,
             },
           ],
+          ...apiKeys?.pod,
         },
       },
     },

@@ -206,6 +206,10 @@ describe("no command prints a stack trace on bad input", () => {
     ["apply", "-f", paths.garbage],
     ["apply", "-f", paths.good],
     ["down"],
+    ["operator", "--health-port", "abc"],
+    ["operator", "--health-port", "70000"],
+    ["operator", "--health-host", "not a host!"],
+    ["install", "--dry-run", "--api-keys-secret", "Not_A_Secret"],
     ["no-such-command"],
     ["--no-such-flag"],
   ];
@@ -230,6 +234,16 @@ describe("no command prints a stack trace on bad input", () => {
     expect(wrongType.stderr).toContain(
       `${paths.wrongType}:6 spec.model.contextSize: expected a number, got the string "abc"`,
     );
+    // Flags are checked before any cluster is asked: the message names the flag, exit 2.
+    for (const [flag, words] of [
+      ["--health-port", '--health-port must be a port number 0..65535 (0 picks a free one), not "abc"'],
+      ["--health-port", '--health-port must be a port number 0..65535 (0 picks a free one), not "70000"'],
+      ["--health-host", '--health-host must be an IP address or a host name, not "not a host!"'],
+      ["--api-keys-secret", "--api-keys-secret must be a Secret name"],
+    ] as const) {
+      const run = runs.find((candidate) => candidate.args.includes(flag) && candidate.stderr.includes(words));
+      expect(run?.code, `${flag}: ${words}\n${report.join("\n")}`).toBe(2);
+    }
     for (const command of ["up", "apply", "render", "deploy"]) {
       const run = runs.find(
         (candidate) => candidate.args[0] === command && candidate.args[2] === paths.alias,
