@@ -8,25 +8,6 @@ import { type Cluster, pollUntil } from "./cluster.js";
 
 const BERTH = join(process.cwd(), "bin", "berth.js");
 
-/**
- * Workaround while the API server refuses src/k8s/crd.ts's spec schema (CEL cost and object
- * defaults; reported on the board): crd.ts's CRD — names, status schema, status and scale
- * subresources, printer columns — with the spec kept as given. The operator's zod check is then
- * the only spec check, which these tests are about.
- */
-export function withPermissiveSpec(crd: Record<string, unknown>): Record<string, unknown> {
-  const copy = structuredClone(crd) as {
-    spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: Record<string, unknown> } } }> };
-  };
-  for (const version of copy.spec.versions) {
-    version.schema.openAPIV3Schema.properties.spec = {
-      type: "object",
-      "x-kubernetes-preserve-unknown-fields": true,
-    };
-  }
-  return copy as unknown as Record<string, unknown>;
-}
-
 export async function installCrd(cluster: Cluster, crd: Record<string, unknown>): Promise<void> {
   await cluster.kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify(crd) });
   await cluster.kubectl([

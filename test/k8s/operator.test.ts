@@ -18,7 +18,6 @@ import {
   installCrd,
   OperatorProcess,
   waitForResource,
-  withPermissiveSpec,
 } from "./operator-support.js";
 
 const availability = clusterAvailability();
@@ -197,7 +196,7 @@ describe.skipIf(!availability.ok)(title, () => {
 
   beforeAll(async () => {
     cluster = await startCluster();
-    await installCrd(cluster, withPermissiveSpec(modelDeploymentCrd()));
+    await installCrd(cluster, modelDeploymentCrd());
     await cluster.createNamespace(LEASE_NAMESPACE);
   });
 
