@@ -1,6 +1,8 @@
 // `berth install` / `berth uninstall` (the CLI, as a user runs it) on the real control plane: a dry run changes
-// nothing, install applies every object and waits for the CRD, a second install changes nothing, uninstall
-// refuses while a ModelDeployment exists and changes nothing then, and install → uninstall leaves nothing.
+// nothing, install applies every object and waits for the CRD, a second install changes nothing, the operator
+// is probed on its health port and --api-keys-secret changes only the gateway Deployment (no Secret RBAC),
+// uninstall refuses while a ModelDeployment exists and changes nothing then, and install → uninstall leaves
+// nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { CRD_NAME, CRD_PLURAL } from "../../src/k8s/crd.js";
@@ -10,6 +12,24 @@ import { type Cluster, clusterAvailability, startCluster } from "./cluster.js";
 
 const availability = clusterAvailability();
 const title = availability.ok ? "berth install" : `berth install (skipped: ${availability.reason})`;
+
+const deploymentSchema = z.object({
+  spec: z.object({
+    template: z.object({
+      spec: z.object({
+        volumes: z.array(z.unknown()).optional(),
+        containers: z.array(
+          z.looseObject({
+            readinessProbe: z.unknown(),
+            livenessProbe: z.unknown(),
+            envFrom: z.array(z.unknown()).optional(),
+            volumeMounts: z.array(z.unknown()).optional(),
+          }),
+        ),
+      }),
+    }),
+  }),
+});
 
 const installResultSchema = z.object({
   namespace: z.string(),
@@ -88,6 +108,48 @@ describe.skipIf(!availability.ok)(title, () => {
     expect(run.code).toBe(0);
     const actions = installResultSchema.parse(JSON.parse(run.stdout)).objects.map((object) => object.action);
     expect(new Set(actions)).toEqual(new Set(["unchanged"]));
+  });
+
+  it("probes the operator on its health port; --api-keys-secret changes only the gateway Deployment, no Secret RBAC", async () => {
+    const deployment = async (name: string) =>
+      deploymentSchema.parse(await cluster.kubectlJson(["get", "deployment", name, "-n", INSTALL_NAMESPACE]))
+        .spec.template.spec;
+    const [operator] = (await deployment("berth-operator")).containers;
+    expect(operator?.readinessProbe).toMatchObject({ httpGet: { path: "/readyz", port: "health" } });
+    expect(operator?.livenessProbe).toMatchObject({ httpGet: { path: "/healthz", port: "health" } });
+
+    const run = await runBerth(["install", "--json", "--api-keys-secret", "berth-api-keys"], env);
+    expect(run.code, run.stderr).toBe(0);
+    const changed = installResultSchema
+      .parse(JSON.parse(run.stdout))
+      .objects.filter((object) => object.action !== "unchanged")
+      .map((object) => `${object.kind}/${object.name}:${object.action}`);
+    expect(changed).toEqual(["Deployment/berth-gateway:configured"]);
+    const gateway = await deployment("berth-gateway");
+    expect(gateway.volumes).toEqual([
+      { name: "api-keys", secret: { secretName: "berth-api-keys", optional: false, defaultMode: 0o440 } },
+    ]);
+    expect(gateway.containers[0]?.envFrom).toEqual([
+      { secretRef: { name: "berth-api-keys", optional: false } },
+    ]);
+    expect(gateway.containers[0]?.volumeMounts).toEqual([
+      { name: "api-keys", mountPath: "/etc/berth/api-keys", readOnly: true },
+    ]);
+    // The kubelet reads the Secret for the pod; the gateway's ServiceAccount may not.
+    const canRead = await cluster.kubectl(
+      [
+        "auth",
+        "can-i",
+        "get",
+        "secrets",
+        "-n",
+        INSTALL_NAMESPACE,
+        "--as",
+        `system:serviceaccount:${INSTALL_NAMESPACE}:berth-gateway`,
+      ],
+      { allowFailure: true },
+    );
+    expect(canRead.stdout.trim()).toBe("no");
   });
 
   it("refuses to uninstall while a ModelDeployment exists, naming it, and removes nothing", async () => {
