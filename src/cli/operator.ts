@@ -1,6 +1,6 @@
 // `berth operator`: the ModelDeployment controller, in the cluster (its ServiceAccount) or from a
 // laptop (a kubeconfig). Runs until SIGTERM/SIGINT, which stops reconciling and hands the Lease
-// back at once. One line per thing it does on stdout. Serves /healthz, /readyz and /metrics on --health-port.
+// back at once. One line per thing it does on stdout; /healthz, /readyz and /metrics on --health-port.
 import { isIP } from "node:net";
 import type { Command } from "commander";
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from "./errors.js";
@@ -25,7 +25,7 @@ interface OperatorFlags {
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
 
 /** The health endpoint's address from its flags; a bad one is a usage error (exit 2). */
-export function healthAddress(hostText: string, portText: string): { host: string; port: number } {
+function healthAddress(hostText: string, portText: string): { host: string; port: number } {
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) {
     throw new CliError(
