@@ -76,7 +76,17 @@ function processUsage(pid: number): { cpuSeconds: number; peakRssMiB: number } {
 async function startOperator(kubeconfig: string, namespace: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [BERTH, "operator", "--kubeconfig", kubeconfig, "--namespace", namespace, "--no-leader-elect"],
+    [
+      BERTH,
+      "operator",
+      "--kubeconfig",
+      kubeconfig,
+      "--namespace",
+      namespace,
+      "--no-leader-elect",
+      "--health-port",
+      "0",
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
