@@ -86,6 +86,19 @@ const PENALTY_WINDOW = 64;
 // disposed, so one Llama per GPU setting is shared by every engine of the process and never disposed
 // (node-llama-cpp releases it at exit). Its llama.cpp log lines go to the loggers of live engines.
 const sharedLlamas = new Map<string, Promise<Llama>>();
+
+/**
+ * The build scripts/build-engine.sh makes: node-llama-cpp's prebuilt build (every x86 CPU variant,
+ * chosen at run time) plus OpenMP, whose thread barrier sleeps where the prebuilt one busy-waits.
+ * These options name the folder node-llama-cpp looks in; when it holds no build, the prebuilt binary
+ * loads. `BERTH_ENGINE_BUILD=prebuilt` skips the local build (comparisons, or to rule it out).
+ */
+export const OPENMP_BUILD_OPTIONS: Readonly<Record<string, string>> = {
+  GGML_NATIVE: "OFF",
+  GGML_CPU_ALL_VARIANTS: "ON",
+  GGML_BACKEND_DL: "ON",
+  GGML_OPENMP: "ON",
+};
 const llamaLogSinks = new Set<Logger>();
 
 /**
@@ -104,8 +117,12 @@ async function sharedLlama(gpu: false | "auto", onPhase?: (phase: string) => voi
         gpu,
         // maxThreads 0: each context uses exactly the threads it is given (see createLlamaEngine).
         maxThreads: 0,
-        // Berth ships node-llama-cpp's prebuilt binaries; compiling llama.cpp on a server is never wanted.
+        // Compiling llama.cpp on a server is never wanted: the OpenMP build comes from
+        // scripts/build-engine.sh (ahead of time), else the prebuilt binary serves.
         build: "never",
+        ...(process.env.BERTH_ENGINE_BUILD === "prebuilt"
+          ? {}
+          : { cmakeOptions: { ...OPENMP_BUILD_OPTIONS } }),
         logLevel: LlamaLogLevel.warn,
         logger: (level, message) => {
           const line = message.trim();
@@ -197,6 +214,7 @@ export async function createLlamaEngine(options: LlamaEngineOptions): Promise<En
         contextPerSequence,
         trainContextSize,
         chatTemplate: chatTemplateOf(model),
+        engineBuild: llama.buildType === "localBuild" ? "openmp" : "prebuilt",
       },
       logger: options.logger,
     });

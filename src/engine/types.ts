@@ -80,6 +80,8 @@ export interface ModelInfo {
   contextPerSequence: number;
   chatTemplate?: string;
   trainContextSize: number;
+  /** The engine binary serving it: scripts/build-engine.sh's OpenMP build, or node-llama-cpp's prebuilt. */
+  engineBuild?: "openmp" | "prebuilt";
 }
 
 export interface Engine {

@@ -102,6 +102,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
           model: loaded.info.id,
           slots: stats.slots,
           contextPerSequence: loaded.info.contextPerSequence,
+          ...(loaded.info.engineBuild ? { engineBuild: loaded.info.engineBuild } : {}),
           loadMs: Math.round(performance.now() - startedAt),
           ...(options.startup ? { startup: options.startup.report() } : {}),
         },
