@@ -26,7 +26,9 @@ import {
 } from "./failures.js";
 import { startNeighbour } from "./neighbour.js";
 
-const SYSTEMS = ["bare", "berth", "llama-server"] as const;
+// berth-prebuilt: `berth serve` on node-llama-cpp's prebuilt binary (BERTH_ENGINE_BUILD=prebuilt), the
+// "before" of scripts/build-engine.sh's OpenMP build; the same as berth when that build is absent.
+const SYSTEMS = ["bare", "berth", "berth-prebuilt", "llama-server"] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
 interface BenchConfig {
@@ -72,6 +74,8 @@ interface RunResult {
   cpuMsPerToken: number;
   /** The same for the process's main thread alone (Berth: all its JavaScript; measured over HTTP only). */
   mainThreadCpuMsPerToken?: number;
+  /** bare: the engine binary Berth's engine loaded (scripts/build-engine.sh's OpenMP build, or the prebuilt). */
+  engineBuild?: string;
   /** Requests that failed during the measured loop: status, code and message of each. */
   failures: FailedRequest[];
 }
@@ -208,7 +212,10 @@ async function runBareWorker(
   const cpu = process.cpuUsage(cpuBefore);
   await engine.close();
   const peak = process.resourceUsage().maxRSS / 1024;
-  return summarize("bare", concurrency, samples, wallSeconds, peak, (cpu.user + cpu.system) / 1e6, failures);
+  return {
+    ...summarize("bare", concurrency, samples, wallSeconds, peak, (cpu.user + cpu.system) / 1e6, failures),
+    engineBuild: engine.info.engineBuild ?? "prebuilt",
+  };
 }
 
 async function runBare(config: BenchConfig, modelPath: string, concurrency: number): Promise<RunOutcome> {
@@ -374,7 +381,13 @@ async function runHttp(
   }
 }
 
-function berthTarget(config: BenchConfig, modelPath: string, port: number, concurrency: number): HttpTarget {
+function berthTarget(
+  config: BenchConfig,
+  modelPath: string,
+  port: number,
+  concurrency: number,
+  prebuilt = false,
+): HttpTarget {
   return {
     command: process.execPath,
     args: [
@@ -397,6 +410,7 @@ function berthTarget(config: BenchConfig, modelPath: string, port: number, concu
       ...process.env,
       BERTH_LOG_LEVEL: "warn",
       ...(config.fixedThreads ? { BERTH_ADAPTIVE_THREADS: "0" } : {}),
+      ...(prebuilt ? { BERTH_ENGINE_BUILD: "prebuilt" } : {}),
     }),
     readyPath: "/readyz",
   };
@@ -485,6 +499,15 @@ function cpuRatio(
     : undefined;
 }
 
+/** Which engine binary berth and bare ran (the bare worker reports it); berth-prebuilt is always the prebuilt. */
+function engineNote(outcomes: RunOutcome[]): string {
+  const build = outcomes.find((outcome) => isResult(outcome) && outcome.engineBuild) as RunResult | undefined;
+  if (!build?.engineBuild) return "";
+  return build.engineBuild === "openmp"
+    ? " Engine of bare and berth: the OpenMP build (scripts/build-engine.sh); berth-prebuilt: node-llama-cpp's prebuilt binary."
+    : " Engine of bare and berth: node-llama-cpp's prebuilt binary (no OpenMP build here: scripts/build-engine.sh), as berth-prebuilt.";
+}
+
 const format = (value: number | undefined, digits = 0) =>
   value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
 
@@ -496,7 +519,8 @@ function markdown(config: BenchConfig, outcomes: RunOutcome[]): { table: string;
       `${config.contextPerSequence} tokens of context per slot, slots = concurrency` +
       (config.neighbour ? ", a noisy neighbour burning one CPU beside each system" : "") +
       (config.fixedThreads ? ", Berth's thread count fixed (no adaptive threads)" : "") +
-      (config.repeat > 1 ? `, median of ${config.repeat} alternating rounds.` : "."),
+      (config.repeat > 1 ? `, median of ${config.repeat} alternating rounds.` : ".") +
+      engineNote(outcomes),
     "",
     "| c | system | gen tok/s | TTFT p50 ms | TTFT p95 ms | latency p50 ms | latency p95 ms | peak RSS MiB | CPU ms/tok | ×bare | ×llama-server | CPU ×llama-server |",
     "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
@@ -678,9 +702,10 @@ async function runSystemAlone(
 ): Promise<RunOutcome> {
   if (system === "bare") return runBare(config, modelPath, concurrency);
   const port = await freePort();
-  if (system === "berth") {
+  if (system === "berth" || system === "berth-prebuilt") {
     if (available.berthUnavailable) return { system, concurrency, unavailable: available.berthUnavailable };
-    return runHttp(system, berthTarget(config, modelPath, port, concurrency), port, config, concurrency);
+    const target = berthTarget(config, modelPath, port, concurrency, system === "berth-prebuilt");
+    return runHttp(system, target, port, config, concurrency);
   }
   if (!available.llamaServer) {
     return {
@@ -741,7 +766,7 @@ async function main(argv: string[]): Promise<void> {
         if (system === "bare") continue;
         console.error(`  cold start: ${system}${config.repeat > 1 ? ` (round ${round})` : ""}`);
         const unavailable =
-          system === "berth" ? berthUnavailable : llamaServer ? undefined : "llama-server not built";
+          system === "llama-server" ? (llamaServer ? undefined : "llama-server not built") : berthUnavailable;
         if (unavailable) {
           coldRounds.push({ system, unavailable });
           continue;
@@ -750,7 +775,11 @@ async function main(argv: string[]): Promise<void> {
           if (system === "llama-server") return llamaServerTarget(llamaServer!, config, modelPath, port, 1);
           // As a shell or an image without ENV starts it: bin/berth.js sizes the thread pool itself.
           const { UV_THREADPOOL_SIZE: _, ...env } = process.env;
-          return { ...berthTarget(config, modelPath, port, 1), env: { ...env, BERTH_LOG_LEVEL: "info" } };
+          const prebuilt = system === "berth-prebuilt";
+          return {
+            ...berthTarget(config, modelPath, port, 1, prebuilt),
+            env: { ...env, BERTH_LOG_LEVEL: "info", ...(prebuilt ? { BERTH_ENGINE_BUILD: "prebuilt" } : {}) },
+          };
         };
         // Berth serves the file name without .gguf; llama-server answers to any name.
         const model = basename(modelPath).replace(/\.gguf$/i, "");
