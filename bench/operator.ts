@@ -32,12 +32,13 @@ import { busyNote, machineOf, REPO_ROOT, writeResults } from "./report.js";
 
 const BERTH = join(REPO_ROOT, "bin", "berth.js");
 const CLOCK_TICKS_PER_SECOND = 100;
-// Pods are cheap on kwok; room for 1,000 one-replica models beside the control plane's own.
+// Pods are cheap on kwok; room for two sets of 1,000 one-replica models (the operator's namespace is
+// deleted only after the kubectl baseline ran beside it) and the control plane's own.
 const NODES: SimulatedNode[] = Array.from({ length: 4 }, (_unused, index) => ({
   name: `bench-node-${index}`,
   cpu: "1000",
   memory: "4Ti",
-  pods: 400,
+  pods: 1000,
 }));
 
 function must(result: ProcessRun, what: string): ProcessRun {
@@ -140,7 +141,13 @@ const TABLE_HEAD = [
   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ];
 function tableRow(row: Row): string {
-  return `| ${row.modelDeployments} | ${s2(row.operator.availableSeconds)} | ${s2(row.operator.cpuSeconds)} | ${row.operator.peakRssMiB.toFixed(0)} | ${s2(row.kubectl.totalSeconds)} (${s2(row.kubectl.renderSeconds)} + ${s2(row.kubectl.applySeconds)} + ${s2(row.kubectl.rolloutSeconds)}) | ${(row.operator.availableSeconds / row.kubectl.totalSeconds).toFixed(2)}x | ${((row.operator.availableSeconds * 1000) / row.modelDeployments).toFixed(0)} |`;
+  const { kubectl } = row;
+  // Until the baseline has run (a report written between the two halves), its cells are empty.
+  const baseline =
+    kubectl.totalSeconds > 0
+      ? `${s2(kubectl.totalSeconds)} (${s2(kubectl.renderSeconds)} + ${s2(kubectl.applySeconds)} + ${s2(kubectl.rolloutSeconds)}) | ${(row.operator.availableSeconds / kubectl.totalSeconds).toFixed(2)}x`
+      : "– | –";
+  return `| ${row.modelDeployments} | ${s2(row.operator.availableSeconds)} | ${s2(row.operator.cpuSeconds)} | ${row.operator.peakRssMiB.toFixed(0)} | ${baseline} | ${((row.operator.availableSeconds * 1000) / row.modelDeployments).toFixed(0)} |`;
 }
 
 const median = (values: number[]) => {
@@ -356,6 +363,7 @@ async function main(argv: string[]): Promise<void> {
         await stopProcess(operator);
       }
       console.error(`  operator ${count}: done`);
+      report();
 
       // Baseline: the same specs rendered by `berth render`, applied and waited for by kubectl.
       const kubectlNamespace = `kubectl-${count}`;
