@@ -108,7 +108,9 @@ export async function waitReady(
 ): Promise<void> {
   const deadline = performance.now() + deadlineMs;
   while (performance.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode} before it was ready`);
+    // A crash leaves exitCode null and names the signal.
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`exited (${child.exitCode ?? child.signalCode}) before it was ready`);
     try {
       const { statusCode, body } = await pool.request({ path, method: "GET" });
       await body.dump();

@@ -459,8 +459,8 @@ function findLlamaServer(): string | undefined {
       version: string;
     }
   ).version;
-  // The cache scripts/build-llama-server.sh fills (BERTH_HOME, else ~/.cache/berth).
-  const binary = join(berthHome(), "llama-server", version, "bin", "llama-server");
+  // The cache scripts/build-llama-server.sh fills (BERTH_HOME, else ~/.cache/berth; its key names the recipe).
+  const binary = join(berthHome(), "llama-server", `${version}-variants`, "bin", "llama-server");
   return existsSync(binary) ? binary : undefined;
 }
 
