@@ -26,9 +26,9 @@ import {
 } from "./failures.js";
 import { startNeighbour } from "./neighbour.js";
 
-// berth-prebuilt: `berth serve` on node-llama-cpp's prebuilt binary (BERTH_ENGINE_BUILD=prebuilt), the
-// "before" of scripts/build-engine.sh's OpenMP build; the same as berth when that build is absent.
-const SYSTEMS = ["bare", "berth", "berth-prebuilt", "llama-server"] as const;
+// berth-openmp: `berth serve` on scripts/build-engine.sh's OpenMP build (BERTH_ENGINE_BUILD=openmp);
+// only when asked for (--systems=...,berth-openmp), and the prebuilt binary again when not built.
+const SYSTEMS = ["bare", "berth", "berth-openmp", "llama-server"] as const;
 type SystemName = (typeof SYSTEMS)[number];
 
 interface BenchConfig {
@@ -386,7 +386,7 @@ function berthTarget(
   modelPath: string,
   port: number,
   concurrency: number,
-  prebuilt = false,
+  openmp = false,
 ): HttpTarget {
   return {
     command: process.execPath,
@@ -410,7 +410,7 @@ function berthTarget(
       ...process.env,
       BERTH_LOG_LEVEL: "warn",
       ...(config.fixedThreads ? { BERTH_ADAPTIVE_THREADS: "0" } : {}),
-      ...(prebuilt ? { BERTH_ENGINE_BUILD: "prebuilt" } : {}),
+      ...(openmp ? { BERTH_ENGINE_BUILD: "openmp" } : {}),
     }),
     readyPath: "/readyz",
   };
@@ -499,13 +499,13 @@ function cpuRatio(
     : undefined;
 }
 
-/** Which engine binary berth and bare ran (the bare worker reports it); berth-prebuilt is always the prebuilt. */
+/** Which engine binary berth and bare ran (the bare worker reports it). */
 function engineNote(outcomes: RunOutcome[]): string {
   const build = outcomes.find((outcome) => isResult(outcome) && outcome.engineBuild) as RunResult | undefined;
   if (!build?.engineBuild) return "";
   return build.engineBuild === "openmp"
-    ? " Engine of bare and berth: the OpenMP build (scripts/build-engine.sh); berth-prebuilt: node-llama-cpp's prebuilt binary."
-    : " Engine of bare and berth: node-llama-cpp's prebuilt binary (no OpenMP build here: scripts/build-engine.sh), as berth-prebuilt.";
+    ? " Engine of bare and berth: the OpenMP build (scripts/build-engine.sh, BERTH_ENGINE_BUILD=openmp)."
+    : " Engine of bare and berth: node-llama-cpp's prebuilt binary; berth-openmp: scripts/build-engine.sh's OpenMP build.";
 }
 
 const format = (value: number | undefined, digits = 0) =>
@@ -645,7 +645,9 @@ function configFrom(argv: string[]): BenchConfig {
   return {
     smoke,
     repeat: Number.isInteger(repeat) && repeat > 0 ? repeat : 1,
-    systems: systems ? SYSTEMS.filter((system) => systems.split(",").includes(system)) : [...SYSTEMS],
+    systems: systems
+      ? SYSTEMS.filter((system) => systems.split(",").includes(system))
+      : SYSTEMS.filter((system) => system !== "berth-openmp"),
     shape: smoke ? "tiny" : "gpt2-124m",
     dtype: "q8_0",
     maxTokens: smoke ? 16 : 128,
@@ -702,9 +704,9 @@ async function runSystemAlone(
 ): Promise<RunOutcome> {
   if (system === "bare") return runBare(config, modelPath, concurrency);
   const port = await freePort();
-  if (system === "berth" || system === "berth-prebuilt") {
+  if (system === "berth" || system === "berth-openmp") {
     if (available.berthUnavailable) return { system, concurrency, unavailable: available.berthUnavailable };
-    const target = berthTarget(config, modelPath, port, concurrency, system === "berth-prebuilt");
+    const target = berthTarget(config, modelPath, port, concurrency, system === "berth-openmp");
     return runHttp(system, target, port, config, concurrency);
   }
   if (!available.llamaServer) {
@@ -775,10 +777,10 @@ async function main(argv: string[]): Promise<void> {
           if (system === "llama-server") return llamaServerTarget(llamaServer!, config, modelPath, port, 1);
           // As a shell or an image without ENV starts it: bin/berth.js sizes the thread pool itself.
           const { UV_THREADPOOL_SIZE: _, ...env } = process.env;
-          const prebuilt = system === "berth-prebuilt";
+          const openmp = system === "berth-openmp";
           return {
-            ...berthTarget(config, modelPath, port, 1, prebuilt),
-            env: { ...env, BERTH_LOG_LEVEL: "info", ...(prebuilt ? { BERTH_ENGINE_BUILD: "prebuilt" } : {}) },
+            ...berthTarget(config, modelPath, port, 1, openmp),
+            env: { ...env, BERTH_LOG_LEVEL: "info", ...(openmp ? { BERTH_ENGINE_BUILD: "openmp" } : {}) },
           };
         };
         // Berth serves the file name without .gguf; llama-server answers to any name.

@@ -89,9 +89,11 @@ const sharedLlamas = new Map<string, Promise<Llama>>();
 
 /**
  * The build scripts/build-engine.sh makes: node-llama-cpp's prebuilt build (every x86 CPU variant,
- * chosen at run time) plus OpenMP, whose thread barrier sleeps where the prebuilt one busy-waits.
- * These options name the folder node-llama-cpp looks in; when it holds no build, the prebuilt binary
- * loads. `BERTH_ENGINE_BUILD=prebuilt` skips the local build (comparisons, or to rule it out).
+ * chosen at run time) plus OpenMP. Opt-in with `BERTH_ENGINE_BUILD=openmp`: measured on a 2-core
+ * AMX host (bench/README.md, "Throughput"), the prebuilt binary with the adaptive thread count was
+ * faster quiet (1.3×) and beside a noisy neighbour (1.3-1.8×), since OpenMP's worker threads crash in
+ * the AMX kernels there and the build must drop them. These options name the folder node-llama-cpp
+ * looks in; when it holds no build, the prebuilt binary loads.
  */
 export const OPENMP_BUILD_OPTIONS: Readonly<Record<string, string>> = {
   GGML_NATIVE: "OFF",
@@ -117,12 +119,10 @@ async function sharedLlama(gpu: false | "auto", onPhase?: (phase: string) => voi
         gpu,
         // maxThreads 0: each context uses exactly the threads it is given (see createLlamaEngine).
         maxThreads: 0,
-        // Compiling llama.cpp on a server is never wanted: the OpenMP build comes from
-        // scripts/build-engine.sh (ahead of time), else the prebuilt binary serves.
+        // Compiling llama.cpp on a server is never wanted: the prebuilt binary serves, or with
+        // BERTH_ENGINE_BUILD=openmp the build scripts/build-engine.sh made ahead of time.
         build: "never",
-        ...(process.env.BERTH_ENGINE_BUILD === "prebuilt"
-          ? {}
-          : { cmakeOptions: { ...OPENMP_BUILD_OPTIONS } }),
+        ...(process.env.BERTH_ENGINE_BUILD === "openmp" ? { cmakeOptions: { ...OPENMP_BUILD_OPTIONS } } : {}),
         logLevel: LlamaLogLevel.warn,
         logger: (level, message) => {
           const line = message.trim();
