@@ -11,8 +11,7 @@
 # finds it; without it Berth uses the prebuilt binary. A CPU variant that crashes on this machine
 # (OpenMP with AMX does, on some virtual machines) is dropped after a test decode; the next best
 # variant serves. Cold: about 15 CPU-minutes. Warm: a copy. Prints the build's directory.
-# --no-install: build into the cache only (CI builds while tests run on the prebuilt binary).
-# --if-cached: install a cached build, else exit 3 without building.
+# Berth uses it with BERTH_ENGINE_BUILD=openmp (src/engine/llamacpp.ts).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkg="$root/node_modules/node-llama-cpp"
@@ -39,10 +38,7 @@ install() {
   echo "$target"
 }
 
-if [ "${1:-}" = --no-install ]; then install() { echo "$cache/$(cat "$cache/folder")"; }; fi
-
 if [ -f "$cache/done" ]; then install; exit 0; fi
-[ "${1:-}" = --if-cached ] && exit 3
 command -v cmake >/dev/null || { echo "cmake is required to build the engine" >&2; exit 1; }
 mkdir -p "$cache"
 exec 9>"$cache.lock"
